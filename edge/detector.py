@@ -1,0 +1,256 @@
+"""MTCNN face detector (Zhang et al. 2016) on TFLite: P-Net pyramid, R-Net, O-Net with 5 landmarks.
+
+Numpy and OpenCV only. Frames arrive as BGR uint8 (OpenCV, picamera2's RGB888); the one
+conversion to the models' RGB happens in :func:`to_rgb`.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .crop import square_crops
+from .errors import EdgeError
+from .face import Face
+from .interpreter import runtime_name
+from .model_files import load_manifest
+from .nms import nms
+from .preprocess import normalise_fixed
+from .tflite_model import TFLiteModel
+
+_PROB = 2  # output widths: face probabilities, box regression, landmarks
+_REG = 4
+_LANDMARKS = 10
+_MAX_BATCH = 128
+STAGES = ("pyramid", "pnet", "nms", "rnet", "onet")
+
+
+class InvalidFrameError(EdgeError):
+    """A frame that is not an image the detector can read."""
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """Cascade parameters; the defaults are the reference MTCNN's."""
+
+    min_face_size: float = 20.0
+    scale_factor: float = 0.709
+    pnet_threshold: float = 0.6
+    rnet_threshold: float = 0.7
+    onet_threshold: float = 0.7
+    pnet_level_nms: float = 0.5  # IoU within one pyramid level
+    pnet_across_nms: float = 0.7  # IoU across pyramid levels
+    rnet_nms: float = 0.7  # IoU after R-Net
+    onet_nms: float = 0.7  # overlap over the smaller box after O-Net
+    quantization: str = "auto"  # int8, float32, or auto: int8 where XNNPACK runs it (ai-edge-litert)
+    num_threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.min_face_size < 12:
+            raise ValueError(f"min_face_size must be at least 12 pixels, got {self.min_face_size}")
+        if not 0.1 <= self.scale_factor < 1.0:
+            raise ValueError(f"scale_factor must be in [0.1, 1), got {self.scale_factor}")
+        for field in fields(self):
+            if field.name.endswith(("_threshold", "_nms")):
+                value = getattr(self, field.name)
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"{field.name} must be in [0, 1], got {value}")
+        if self.quantization not in ("auto", "int8", "float32"):
+            raise ValueError(f"quantization must be auto, int8 or float32, got {self.quantization!r}")
+        if self.num_threads < 1:
+            raise ValueError(f"num_threads must be at least 1, got {self.num_threads}")
+
+
+def to_rgb(frame: object) -> np.ndarray:
+    """The frame as contiguous RGB uint8 (H, W, 3); BGR, BGRA and grayscale are accepted."""
+    if not isinstance(frame, np.ndarray):
+        raise InvalidFrameError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.dtype != np.uint8:
+        raise InvalidFrameError(f"frame must be uint8, got {frame.dtype}")
+    channels = 1 if frame.ndim == 2 else frame.shape[2] if frame.ndim == 3 else 0
+    if channels not in (1, 3, 4):
+        raise InvalidFrameError(f"frame must be (H, W), (H, W, 3) or (H, W, 4), got shape {frame.shape}")
+    if frame.size == 0:
+        return np.zeros((*frame.shape[:2], 3), dtype=np.uint8)
+    if channels == 1:
+        return cv2.cvtColor(frame.reshape(frame.shape[:2]), cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB if channels == 3 else cv2.COLOR_BGRA2RGB)
+
+
+def resolve_quantization(requested: str) -> str:
+    """``auto`` becomes int8 under ai-edge-litert, whose XNNPACK runs int8 fastest, and float32
+    under tflite-runtime 2.14, whose default delegate takes only float graphs (its int8
+    kernels ran the detector 10-20x slower on x86; see docs/models.md)."""
+    if requested != "auto":
+        return requested
+    return "int8" if runtime_name() == "ai-edge-litert" else "float32"
+
+
+def pyramid_scales(height: int, width: int, min_face_size: float, scale_factor: float) -> list[float]:
+    """Scales at which P-Net's 12-pixel window sees faces from ``min_face_size`` up to the frame."""
+    base = 12.0 / min_face_size
+    side = min(height, width) * base
+    scales = []
+    while side >= 12.0:
+        scales.append(base * scale_factor ** len(scales))
+        side *= scale_factor
+    return scales
+
+
+def _squared(boxes: np.ndarray) -> np.ndarray:
+    """Boxes grown to squares about their centres."""
+    width = boxes[:, 2] - boxes[:, 0]
+    height = boxes[:, 3] - boxes[:, 1]
+    side = np.maximum(width, height)
+    out = boxes.copy()
+    out[:, 0] = boxes[:, 0] + width * 0.5 - side * 0.5
+    out[:, 1] = boxes[:, 1] + height * 0.5 - side * 0.5
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def _regressed(boxes: np.ndarray, offsets: np.ndarray, plus_one: bool = True) -> np.ndarray:
+    """Boxes moved by the networks' regression offsets (fractions of the box size)."""
+    extra = 1.0 if plus_one else 0.0
+    width = boxes[:, 2] - boxes[:, 0] + extra
+    height = boxes[:, 3] - boxes[:, 1] + extra
+    return boxes + offsets * np.stack([width, height, width, height], axis=1)
+
+
+class MTCNNDetector:
+    """Finds faces, their confidence and 5 landmarks in BGR frames."""
+
+    def __init__(self, settings: DetectorSettings | None = None, models_dir: Path | None = None) -> None:
+        self.settings = settings or DetectorSettings()
+        models = load_manifest(models_dir).models
+        self.quantization = resolve_quantization(self.settings.quantization)
+        suffix = "fp32" if self.quantization == "float32" else "int8"
+        threads = self.settings.num_threads
+        self._pnet = TFLiteModel(models[f"mtcnn-pnet-{suffix}"], threads, models_dir, max_shapes=32)
+        self._rnet = TFLiteModel(models[f"mtcnn-rnet-{suffix}"], threads, models_dir)
+        self._onet = TFLiteModel(models[f"mtcnn-onet-{suffix}"], threads, models_dir)
+        self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+
+    def detect(self, frame: object) -> list[Face]:
+        """Faces in a BGR (or BGRA, grayscale) uint8 frame, best score first."""
+        return self.detect_rgb(to_rgb(frame))
+
+    def detect_rgb(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 frame: the full cascade. Per-stage milliseconds go to ``timings``."""
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        if min(rgb.shape[:2]) < self.settings.min_face_size:
+            return []
+        return self.confirm(rgb, self.propose(rgb))
+
+    def detect_near(self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]],
+                    growth: tuple[float, ...] = (1.0, 1.3)) -> list[Face]:
+        """Faces near earlier boxes, by R-Net and O-Net alone (no pyramid): the tracking path.
+
+        Each box is squared about its centre at every factor in ``growth``; the networks'
+        regression moves the candidates onto faces that moved a little since.
+        """
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        if not boxes:
+            return []
+        corners = np.asarray(boxes, dtype=np.float32)
+        centres = (corners[:, :2] + corners[:, 2:]) / 2
+        sides = np.maximum(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1])
+        candidates = [np.concatenate([centres - (sides * g / 2)[:, None], centres + (sides * g / 2)[:, None]], axis=1)
+                      for g in growth]
+        return self.confirm(rgb, np.fix(np.concatenate(candidates)))
+
+    def confirm(self, rgb: np.ndarray, boxes: np.ndarray) -> list[Face]:
+        """R-Net then O-Net on candidate square boxes (N, 4+): the faces among them."""
+        if len(boxes):
+            started = time.perf_counter()
+            boxes = self.refine(rgb, boxes)
+            self.timings["rnet"] += (time.perf_counter() - started) * 1000
+        if not len(boxes):
+            return []
+        started = time.perf_counter()
+        faces = self.output(rgb, boxes)
+        self.timings["onet"] += (time.perf_counter() - started) * 1000
+        return faces
+
+    def propose(self, rgb: np.ndarray) -> np.ndarray:
+        """P-Net over the pyramid: square integer candidate boxes (N, 5) with scores."""
+        height, width = rgb.shape[:2]
+        s = self.settings
+        per_level = []
+        clock = time.perf_counter
+        for scale in pyramid_scales(height, width, s.min_face_size, s.scale_factor):
+            started = clock()
+            level_h, level_w = math.ceil(height * scale), math.ceil(width * scale)
+            level = normalise_fixed(cv2.resize(rgb, (level_w, level_h), interpolation=cv2.INTER_AREA))
+            resized = clock()
+            outputs = self._pnet.run(level[None])
+            ran = clock()
+            self.timings["pyramid"] += (resized - started) * 1000
+            self.timings["pnet"] += (ran - resized) * 1000
+            prob = outputs[_PROB][0, :, :, 1]
+            ys, xs = np.nonzero(prob >= s.pnet_threshold)
+            if not len(ys):
+                continue
+            cells = np.stack([2 * xs, 2 * ys, 2 * xs + 11, 2 * ys + 11], axis=1).astype(np.float32) / scale
+            candidates = np.concatenate(
+                [cells, prob[ys, xs, None], outputs[_REG][0, ys, xs]], axis=1)
+            per_level.append(candidates[nms(cells, candidates[:, 4], s.pnet_level_nms)])
+            self.timings["nms"] += (clock() - ran) * 1000
+        if not per_level:
+            return np.empty((0, 5), dtype=np.float32)
+        started = clock()
+        candidates = np.concatenate(per_level)
+        candidates = candidates[nms(candidates[:, :4], candidates[:, 4], s.pnet_across_nms)]
+        self.timings["nms"] += (clock() - started) * 1000
+        boxes = _squared(_regressed(candidates[:, :4], candidates[:, 5:9], plus_one=False))
+        return np.concatenate([np.fix(boxes), candidates[:, 4:5]], axis=1)
+
+    def _run_batched(self, model: TFLiteModel, patches: np.ndarray) -> dict[int, np.ndarray]:
+        """Run on crops in power-of-two batches (a bounded set of interpreter shapes)."""
+        results: dict[int, list[np.ndarray]] = {}
+        for start in range(0, len(patches), _MAX_BATCH):
+            chunk = patches[start:start + _MAX_BATCH]
+            padded = 1 << (len(chunk) - 1).bit_length()
+            batch = np.zeros((padded, *chunk.shape[1:]), dtype=np.float32)
+            batch[:len(chunk)] = normalise_fixed(chunk)
+            for width, values in model.run(batch).items():
+                results.setdefault(width, []).append(values[:len(chunk)])
+        return {width: np.concatenate(parts) for width, parts in results.items()}
+
+    def refine(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """R-Net on 24x24 crops: surviving square integer boxes (N, 5) with scores."""
+        s = self.settings
+        outputs = self._run_batched(self._rnet, square_crops(rgb, boxes[:, :4], 24))
+        scores = outputs[_PROB][:, 1]
+        keep = scores > s.rnet_threshold
+        boxes, scores, offsets = boxes[keep, :4], scores[keep], outputs[_REG][keep]
+        picked = nms(boxes, scores, s.rnet_nms)
+        squared = _squared(_regressed(boxes[picked], offsets[picked]))
+        return np.concatenate([np.fix(squared), scores[picked, None]], axis=1)
+
+    def output(self, rgb: np.ndarray, boxes: np.ndarray) -> list[Face]:
+        """O-Net on 48x48 crops: final faces with landmarks, in frame coordinates."""
+        s = self.settings
+        outputs = self._run_batched(self._onet, square_crops(rgb, boxes[:, :4], 48))
+        scores = outputs[_PROB][:, 1]
+        keep = scores > s.onet_threshold
+        boxes, scores = boxes[keep, :4], scores[keep]
+        offsets, points = outputs[_REG][keep], outputs[_LANDMARKS][keep]
+        width = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]
+        height = (boxes[:, 3] - boxes[:, 1] + 1)[:, None]
+        xs = width * points[:, 0:5] + boxes[:, 0:1] - 1
+        ys = height * points[:, 5:10] + boxes[:, 1:2] - 1
+        boxes = _regressed(boxes, offsets)
+        picked = nms(boxes, scores, s.onet_nms, method="min")
+        frame_h, frame_w = rgb.shape[:2]
+        clipped = np.clip(boxes[picked], 0, [frame_w, frame_h, frame_w, frame_h])
+        return [
+            Face(box=tuple(float(v) for v in box), score=float(score),
+                 landmarks=np.stack([x, y], axis=1).astype(np.float32))
+            for box, score, x, y in zip(clipped, scores[picked], xs[picked], ys[picked])
+        ]

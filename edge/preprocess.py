@@ -1,0 +1,28 @@
+"""Pixel normalisations the embedders and detectors expect, selected by name from the manifest."""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+
+
+def normalise_fixed(pixels: np.ndarray) -> np.ndarray:
+    """(x - 127.5) / 128 as float32."""
+    return (pixels.astype(np.float32) - 127.5) * (1.0 / 128.0)
+
+
+def normalise_prewhiten(pixels: np.ndarray) -> np.ndarray:
+    """Per-image standardisation of (..., H, W, C): (x - mean) / max(std, 1/sqrt(H*W*C))."""
+    x = pixels.astype(np.float32)
+    axes = (-3, -2, -1)
+    count = x.shape[-3] * x.shape[-2] * x.shape[-1]
+    mean = x.mean(axis=axes, keepdims=True)
+    std = np.maximum(x.std(axis=axes, keepdims=True), 1.0 / math.sqrt(count))
+    return (x - mean) / std
+
+
+NORMALISERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "fixed": normalise_fixed,
+    "prewhiten": normalise_prewhiten,
+}

@@ -1,0 +1,1 @@
+"""The shipped TFLite model files and their manifest (installed as ``edge.modelfiles``)."""

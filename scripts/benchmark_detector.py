@@ -1,0 +1,127 @@
+"""Detector speed and tracking recall: per-stage milliseconds and frames per second.
+
+For each source (the shared videos when present, and a synthetic 640x480 frame built from a
+sample photo, which any machine has) and each model precision, runs full detection on every
+frame and tracking-assisted detection, and prints a Markdown table. Tracking recall is the
+share of faces found by full detection that tracking also finds (IoU >= 0.5).
+
+    python scripts/benchmark_detector.py [--min-face 40] [--frames 275] [--data ../shared/data]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from edge.detector import STAGES, DetectorSettings, MTCNNDetector  # noqa: E402
+from edge.face import Face  # noqa: E402
+from edge.sample_data import celebrity_dataset  # noqa: E402
+from edge.tracked_detection import TrackingDetector, TrackingSettings  # noqa: E402
+
+
+def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two x1, y1, x2, y2 boxes."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def video_frames(path: Path, limit: int) -> list[np.ndarray]:
+    """Up to ``limit`` BGR frames of a video file."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while len(frames) < limit:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    if not frames:
+        raise SystemExit(f"{path}: no frames could be read")
+    return frames
+
+
+def synthetic_frames(count: int) -> list[np.ndarray]:
+    """A sample portrait pasted on a grey 640x480 canvas, drifting 2 px per frame."""
+    photo = cv2.imread(str(sorted((celebrity_dataset() / "val").glob("*/*.jpg"))[0]))
+    photo = cv2.resize(photo, (200, int(200 * photo.shape[0] / photo.shape[1])))
+    frames = []
+    for i in range(count):
+        canvas = np.full((480, 640, 3), 110, np.uint8)
+        x, y = 100 + (2 * i) % 300, 100
+        h = min(photo.shape[0], 480 - y)
+        canvas[y:y + h, x:x + photo.shape[1]] = photo[:h]
+        frames.append(canvas)
+    return frames
+
+
+def run(detect, frames: list[np.ndarray], timings) -> tuple[list[list[Face]], dict[str, list[float]]]:
+    """Faces per frame and per-stage milliseconds per frame."""
+    per_stage: dict[str, list[float]] = {stage: [] for stage in STAGES}
+    results = []
+    for frame in frames:
+        results.append(detect(frame))
+        for stage in STAGES:
+            per_stage[stage].append(timings()[stage])
+    return results, per_stage
+
+
+def recall(reference: list[list[Face]], found: list[list[Face]]) -> tuple[int, int]:
+    """Reference faces matched (IoU >= 0.5) in the same frame, and the reference total."""
+    matched = total = 0
+    for ref_faces, faces in zip(reference, found):
+        total += len(ref_faces)
+        matched += sum(any(iou(r.box, f.box) >= 0.5 for f in faces) for r in ref_faces)
+    return matched, total
+
+
+def main() -> None:
+    """Print the table."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--min-face", type=float, default=40)
+    parser.add_argument("--frames", type=int, default=275)
+    parser.add_argument("--full-every", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get(
+        "EDGE_EVAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data")))
+    args = parser.parse_args()
+    sources = {"synthetic 640x480": synthetic_frames(min(args.frames, 150))}
+    for name in ("stage_640x360.mp4", "street_1080p.mp4"):
+        path = args.data / "videos" / name
+        if path.exists():
+            sources[name] = video_frames(path, args.frames)
+        else:
+            print(f"({path} not found: skipped)")
+    print(f"minimum face {args.min_face:g} px, {args.threads} threads, full pyramid every {args.full_every} "
+          "frames when tracking; milliseconds are means per frame")
+    print("| source | models | mode | " + " | ".join(STAGES) + " | total ms | fps | faces | tracking recall |")
+    print("|---|---|---|" + "---|" * len(STAGES) + "---|---|---|---|")
+    for source, frames in sources.items():
+        for quantization in ("float32", "int8"):
+            detector = MTCNNDetector(DetectorSettings(min_face_size=args.min_face, quantization=quantization,
+                                                      num_threads=args.threads))
+            detector.detect(frames[0])  # warm-up: interpreters for this frame size
+            full, full_ms = run(detector.detect, frames, lambda: detector.timings)
+            tracker = TrackingDetector(detector, TrackingSettings(full_every=args.full_every))
+            tracked, tracked_ms = run(tracker.detect, frames, lambda: tracker.timings)
+            matched, total = recall(full, tracked)
+            for mode, faces, stage_ms in (("full", full, full_ms), ("tracking", tracked, tracked_ms)):
+                means = [statistics.fmean(stage_ms[stage]) for stage in STAGES]
+                per_frame = sum(means)
+                kept = f"{100.0 * matched / max(total, 1):.1f}% of {total}" if mode == "tracking" else ""
+                print(f"| {source} | {quantization} | {mode} | " + " | ".join(f"{m:.2f}" for m in means)
+                      + f" | {per_frame:.2f} | {1000 / max(per_frame, 1e-6):.0f} | {sum(map(len, faces))} | {kept} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()

