@@ -1,15 +1,37 @@
-"""Square crops of integer boxes, zero-padded where a box leaves the frame."""
+"""Crops of boxes out of a frame: the detector's bilinear samples and the embedder's padded crops."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 
-def square_crops(rgb: np.ndarray, boxes: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Square crops of integer boxes (x2, y2 inclusive), zero-padded outside the frame, resized to ``size``.
+def crop_and_resize(image: np.ndarray, boxes: np.ndarray, size: int, outside: float = 0.0) -> np.ndarray:
+    """(N, size, size, C) bilinear samples of ``image`` over boxes (N, 4) x1, y1, x2, y2, in one remap.
 
-    Bilinear (the default) is what the detector's stages need and costs a tenth of INTER_AREA.
+    Samples a ``size`` x ``size`` grid whose corners lie on the box corners; rows and
+    columns that fall outside the image take ``outside``. Box coordinates are scaled by
+    (W-1)/W and (H-1)/H first, as the reference MTCNN's crops are (TensorFlow's
+    crop_and_resize on boxes normalised by the image size). OpenCV places samples to 1/32
+    pixel.
     """
+    height, width = image.shape[:2]
+    count = len(boxes)
+    steps = np.linspace(0.0, 1.0, size)
+    boxes = np.asarray(boxes, dtype=np.float64)
+    xs = (boxes[:, 0:1] + (boxes[:, 2:3] - boxes[:, 0:1]) * steps) * ((width - 1) / width)
+    ys = (boxes[:, 1:2] + (boxes[:, 3:4] - boxes[:, 1:2]) * steps) * ((height - 1) / height)
+    map_x = np.broadcast_to(xs[:, None, :], (count, size, size)).reshape(count * size, size).astype(np.float32)
+    map_y = np.broadcast_to(ys[:, :, None], (count, size, size)).reshape(count * size, size).astype(np.float32)
+    out = cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = out.reshape(count, size, size, image.shape[2])
+    inside_x = (xs >= 0) & (xs <= width - 1)
+    inside_y = (ys >= 0) & (ys <= height - 1)
+    out[~(inside_y[:, :, None] & inside_x[:, None, :])] = outside
+    return out
+
+
+def square_crops(rgb: np.ndarray, boxes: np.ndarray, size: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Square crops of integer boxes (x2, y2 inclusive), zero-padded outside the frame, resized to ``size``."""
     height, width = rgb.shape[:2]
     out = np.empty((len(boxes), size, size, 3), dtype=np.uint8)
     for i, (x1, y1, x2, y2) in enumerate(boxes.astype(np.int64)):

@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .crop import square_crops
+from .crop import crop_and_resize
 from .errors import EdgeError
 from .face import Face
 from .interpreter import runtime_name
@@ -46,6 +46,7 @@ class DetectorSettings:
     pnet_across_nms: float = 0.7  # IoU across pyramid levels
     rnet_nms: float = 0.7  # IoU after R-Net
     onet_nms: float = 0.7  # overlap over the smaller box after O-Net
+    pyramid: str = "exact"  # exact: every level resized from the frame (as the reference); cascaded: from the level above
     quantization: str = "auto"  # int8, float32, or auto: int8 where XNNPACK runs it (ai-edge-litert)
     num_threads: int = 2
 
@@ -59,6 +60,8 @@ class DetectorSettings:
                 value = getattr(self, field.name)
                 if not 0.0 <= value <= 1.0:
                     raise ValueError(f"{field.name} must be in [0, 1], got {value}")
+        if self.pyramid not in ("exact", "cascaded"):
+            raise ValueError(f"pyramid must be exact or cascaded, got {self.pyramid!r}")
         if self.quantization not in ("auto", "int8", "float32"):
             raise ValueError(f"quantization must be auto, int8 or float32, got {self.quantization!r}")
         if self.num_threads < 1:
@@ -114,11 +117,10 @@ def _squared(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _regressed(boxes: np.ndarray, offsets: np.ndarray, plus_one: bool = True) -> np.ndarray:
-    """Boxes moved by the networks' regression offsets (fractions of the box size)."""
-    extra = 1.0 if plus_one else 0.0
-    width = boxes[:, 2] - boxes[:, 0] + extra
-    height = boxes[:, 3] - boxes[:, 1] + extra
+def _regressed(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Boxes moved by the networks' regression offsets (fractions of the box size, +1 pixel convention)."""
+    width = boxes[:, 2] - boxes[:, 0] + 1
+    height = boxes[:, 3] - boxes[:, 1] + 1
     return boxes + offsets * np.stack([width, height, width, height], axis=1)
 
 
@@ -145,7 +147,8 @@ class MTCNNDetector:
         self.timings = dict.fromkeys(STAGES, 0.0)
         if min(rgb.shape[:2]) < self.settings.min_face_size:
             return []
-        return self.confirm(rgb, self.propose(rgb))
+        image = normalise_fixed(rgb)
+        return self._confirm(image, self._propose(image))
 
     def detect_near(self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]],
                     growth: tuple[float, ...] = (1.0, 1.3)) -> list[Face]:
@@ -157,86 +160,91 @@ class MTCNNDetector:
         self.timings = dict.fromkeys(STAGES, 0.0)
         if not boxes:
             return []
-        corners = np.asarray(boxes, dtype=np.float32)
+        corners = np.asarray(boxes, dtype=np.float64)
         centres = (corners[:, :2] + corners[:, 2:]) / 2
         sides = np.maximum(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1])
         candidates = [np.concatenate([centres - (sides * g / 2)[:, None], centres + (sides * g / 2)[:, None]], axis=1)
                       for g in growth]
-        return self.confirm(rgb, np.fix(np.concatenate(candidates)))
+        return self._confirm(normalise_fixed(rgb), np.concatenate(candidates))
 
-    def confirm(self, rgb: np.ndarray, boxes: np.ndarray) -> list[Face]:
-        """R-Net then O-Net on candidate square boxes (N, 4+): the faces among them."""
+    def _confirm(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
+        """R-Net then O-Net on candidate square boxes (N, 4+) of a normalised frame."""
         if len(boxes):
             started = time.perf_counter()
-            boxes = self.refine(rgb, boxes)
+            boxes = self._refine(image, boxes)
             self.timings["rnet"] += (time.perf_counter() - started) * 1000
         if not len(boxes):
             return []
         started = time.perf_counter()
-        faces = self.output(rgb, boxes)
+        faces = self._output(image, boxes)
         self.timings["onet"] += (time.perf_counter() - started) * 1000
         return faces
 
-    def propose(self, rgb: np.ndarray) -> np.ndarray:
-        """P-Net over the pyramid: square integer candidate boxes (N, 5) with scores."""
-        height, width = rgb.shape[:2]
+    def _propose(self, image: np.ndarray) -> np.ndarray:
+        """P-Net over the pyramid of a normalised frame: square candidate boxes (N, 5) with scores.
+
+        A P-Net cell (x, y) stands for the box from 2x+1 to 2x+12 at its level (the original
+        1-based convention), moved by the regression times 11 and mapped back by the scale.
+        """
+        height, width = image.shape[:2]
         s = self.settings
         per_level = []
         clock = time.perf_counter
+        source = image
         for scale in pyramid_scales(height, width, s.min_face_size, s.scale_factor):
             started = clock()
-            level_h, level_w = math.ceil(height * scale), math.ceil(width * scale)
-            level = normalise_fixed(cv2.resize(rgb, (level_w, level_h), interpolation=cv2.INTER_AREA))
+            level = cv2.resize(source, (int(width * scale), int(height * scale)), interpolation=cv2.INTER_AREA)
+            if s.pyramid == "cascaded":
+                source = level
             resized = clock()
             outputs = self._pnet.run(level[None])
             ran = clock()
             self.timings["pyramid"] += (resized - started) * 1000
             self.timings["pnet"] += (ran - resized) * 1000
             prob = outputs[_PROB][0, :, :, 1]
-            ys, xs = np.nonzero(prob >= s.pnet_threshold)
+            ys, xs = np.nonzero(prob > s.pnet_threshold)
             if not len(ys):
                 continue
-            cells = np.stack([2 * xs, 2 * ys, 2 * xs + 11, 2 * ys + 11], axis=1).astype(np.float32) / scale
-            candidates = np.concatenate(
-                [cells, prob[ys, xs, None], outputs[_REG][0, ys, xs]], axis=1)
-            per_level.append(candidates[nms(cells, candidates[:, 4], s.pnet_level_nms)])
+            cells = np.stack([2 * xs + 1, 2 * ys + 1, 2 * xs + 12, 2 * ys + 12], axis=1)
+            boxes = (cells + outputs[_REG][0, ys, xs] * 11.0) / scale
+            scores = prob[ys, xs]
+            kept = nms(boxes, scores, s.pnet_level_nms)
+            per_level.append(np.concatenate([boxes[kept], scores[kept, None]], axis=1))
             self.timings["nms"] += (clock() - ran) * 1000
         if not per_level:
-            return np.empty((0, 5), dtype=np.float32)
+            return np.empty((0, 5), dtype=np.float64)
         started = clock()
         candidates = np.concatenate(per_level)
         candidates = candidates[nms(candidates[:, :4], candidates[:, 4], s.pnet_across_nms)]
         self.timings["nms"] += (clock() - started) * 1000
-        boxes = _squared(_regressed(candidates[:, :4], candidates[:, 5:9], plus_one=False))
-        return np.concatenate([np.fix(boxes), candidates[:, 4:5]], axis=1)
+        return np.concatenate([_squared(candidates[:, :4]), candidates[:, 4:5]], axis=1)
 
-    def _run_batched(self, model: TFLiteModel, patches: np.ndarray) -> dict[int, np.ndarray]:
-        """Run on crops in power-of-two batches (a bounded set of interpreter shapes)."""
+    def _run_batched(self, model: TFLiteModel, image: np.ndarray, boxes: np.ndarray, size: int) -> dict[int, np.ndarray]:
+        """A stage network on crops of ``boxes``, in power-of-two batches (a bounded set of interpreter shapes)."""
         results: dict[int, list[np.ndarray]] = {}
-        for start in range(0, len(patches), _MAX_BATCH):
-            chunk = patches[start:start + _MAX_BATCH]
+        for start in range(0, len(boxes), _MAX_BATCH):
+            chunk = boxes[start:start + _MAX_BATCH]
             padded = 1 << (len(chunk) - 1).bit_length()
-            batch = np.zeros((padded, *chunk.shape[1:]), dtype=np.float32)
-            batch[:len(chunk)] = normalise_fixed(chunk)
+            batch = np.zeros((padded, size, size, 3), dtype=np.float32)
+            batch[:len(chunk)] = crop_and_resize(image, chunk, size)
             for width, values in model.run(batch).items():
                 results.setdefault(width, []).append(values[:len(chunk)])
         return {width: np.concatenate(parts) for width, parts in results.items()}
 
-    def refine(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """R-Net on 24x24 crops: surviving square integer boxes (N, 5) with scores."""
+    def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """R-Net on 24x24 crops: surviving square boxes (N, 5) with scores."""
         s = self.settings
-        outputs = self._run_batched(self._rnet, square_crops(rgb, boxes[:, :4], 24))
+        outputs = self._run_batched(self._rnet, image, boxes[:, :4], 24)
         scores = outputs[_PROB][:, 1]
         keep = scores > s.rnet_threshold
-        boxes, scores, offsets = boxes[keep, :4], scores[keep], outputs[_REG][keep]
+        boxes, scores = _regressed(boxes[keep, :4], outputs[_REG][keep]), scores[keep]
         picked = nms(boxes, scores, s.rnet_nms)
-        squared = _squared(_regressed(boxes[picked], offsets[picked]))
-        return np.concatenate([np.fix(squared), scores[picked, None]], axis=1)
+        return np.concatenate([_squared(boxes[picked]), scores[picked, None]], axis=1)
 
-    def output(self, rgb: np.ndarray, boxes: np.ndarray) -> list[Face]:
+    def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
         """O-Net on 48x48 crops: final faces with landmarks, in frame coordinates."""
         s = self.settings
-        outputs = self._run_batched(self._onet, square_crops(rgb, boxes[:, :4], 48))
+        outputs = self._run_batched(self._onet, image, boxes[:, :4], 48)
         scores = outputs[_PROB][:, 1]
         keep = scores > s.onet_threshold
         boxes, scores = boxes[keep, :4], scores[keep]
@@ -247,8 +255,8 @@ class MTCNNDetector:
         ys = height * points[:, 5:10] + boxes[:, 1:2] - 1
         boxes = _regressed(boxes, offsets)
         picked = nms(boxes, scores, s.onet_nms, method="min")
-        frame_h, frame_w = rgb.shape[:2]
-        clipped = np.clip(boxes[picked], 0, [frame_w, frame_h, frame_w, frame_h])
+        frame_h, frame_w = image.shape[:2]
+        clipped = np.clip(boxes[picked], 0, [frame_w - 1, frame_h - 1, frame_w - 1, frame_h - 1])
         return [
             Face(box=tuple(float(v) for v in box), score=float(score),
                  landmarks=np.stack([x, y], axis=1).astype(np.float32))
