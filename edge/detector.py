@@ -142,32 +142,39 @@ class MTCNNDetector:
         """Faces in a BGR (or BGRA, grayscale) uint8 frame, best score first."""
         return self.detect_rgb(to_rgb(frame))
 
-    def detect_rgb(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in an RGB uint8 frame: the full cascade. Per-stage milliseconds go to ``timings``."""
+    def detect_rgb(self, rgb: np.ndarray, onet_threshold: float | None = None) -> list[Face]:
+        """Faces in an RGB uint8 frame: the full cascade. Per-stage milliseconds go to ``timings``.
+
+        ``onet_threshold`` overrides the last stage's threshold for this call (tracking asks
+        for near-misses too)."""
         self.timings = dict.fromkeys(STAGES, 0.0)
         if min(rgb.shape[:2]) < self.settings.min_face_size:
             return []
         image = normalise_fixed(rgb)
-        return self._confirm(image, self._propose(image))
+        return self._confirm(image, self._propose(image), onet_threshold)
 
     def detect_near(self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]],
-                    growth: tuple[float, ...] = (1.0, 1.3)) -> list[Face]:
-        """Faces near earlier boxes, by R-Net and O-Net alone (no pyramid): the tracking path.
+                    growth: tuple[float, ...] = (0.9, 1.0, 1.15, 1.3), threshold: float | None = None) -> list[Face]:
+        """Faces near earlier boxes by O-Net alone (no pyramid, no R-Net): the tracking path.
 
-        Each box is squared about its centre at every factor in ``growth``; the networks'
-        regression moves the candidates onto faces that moved a little since.
+        Each box is squared about its centre at every factor in ``growth``; O-Net's regression
+        moves the candidates onto faces that moved a little since. ``threshold`` (default: the
+        O-Net threshold) may be lower than a new face needs: a face seen before keeps its track.
         """
         self.timings = dict.fromkeys(STAGES, 0.0)
         if not boxes:
             return []
+        started = time.perf_counter()
         corners = np.asarray(boxes, dtype=np.float64)
         centres = (corners[:, :2] + corners[:, 2:]) / 2
         sides = np.maximum(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1])
-        candidates = [np.concatenate([centres - (sides * g / 2)[:, None], centres + (sides * g / 2)[:, None]], axis=1)
-                      for g in growth]
-        return self._confirm(normalise_fixed(rgb), np.concatenate(candidates))
+        candidates = np.concatenate([np.concatenate([centres - (sides * g / 2)[:, None],
+                                                     centres + (sides * g / 2)[:, None]], axis=1) for g in growth])
+        faces = self._output(normalise_fixed(rgb), candidates, threshold)
+        self.timings["onet"] = (time.perf_counter() - started) * 1000
+        return faces
 
-    def _confirm(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
+    def _confirm(self, image: np.ndarray, boxes: np.ndarray, onet_threshold: float | None = None) -> list[Face]:
         """R-Net then O-Net on candidate square boxes (N, 4+) of a normalised frame."""
         if len(boxes):
             started = time.perf_counter()
@@ -176,7 +183,7 @@ class MTCNNDetector:
         if not len(boxes):
             return []
         started = time.perf_counter()
-        faces = self._output(image, boxes)
+        faces = self._output(image, boxes, onet_threshold)
         self.timings["onet"] += (time.perf_counter() - started) * 1000
         return faces
 
@@ -241,12 +248,12 @@ class MTCNNDetector:
         picked = nms(boxes, scores, s.rnet_nms)
         return np.concatenate([_squared(boxes[picked]), scores[picked, None]], axis=1)
 
-    def _output(self, image: np.ndarray, boxes: np.ndarray) -> list[Face]:
+    def _output(self, image: np.ndarray, boxes: np.ndarray, threshold: float | None = None) -> list[Face]:
         """O-Net on 48x48 crops: final faces with landmarks, in frame coordinates."""
         s = self.settings
         outputs = self._run_batched(self._onet, image, boxes[:, :4], 48)
         scores = outputs[_PROB][:, 1]
-        keep = scores > s.onet_threshold
+        keep = scores > (s.onet_threshold if threshold is None else threshold)
         boxes, scores = boxes[keep, :4], scores[keep]
         offsets, points = outputs[_REG][keep], outputs[_LANDMARKS][keep]
         width = (boxes[:, 2] - boxes[:, 0] + 1)[:, None]

@@ -9,23 +9,48 @@ from .face import Face
 
 @dataclass(frozen=True)
 class TrackingSettings:
-    """When to fall back to the full cascade."""
+    """When to fall back to the full cascade, and how tracked faces are kept."""
 
-    full_every: int = 10  # run the P-Net pyramid at least every this many frames (new faces appear then)
+    full_every: int = 10  # run the full cascade at least every this many frames (new faces appear then)
+    keep_threshold: float = 0.3  # O-Net score that keeps a face already tracked (a new face needs onet_threshold)
+    growth: tuple[float, ...] = (0.9, 1.0, 1.15, 1.3)  # search boxes around each tracked face, as factors of its size
 
     def __post_init__(self) -> None:
         if self.full_every < 1:
             raise ValueError(f"full_every must be at least 1, got {self.full_every}")
+        if not 0.0 <= self.keep_threshold <= 1.0:
+            raise ValueError(f"keep_threshold must be in [0, 1], got {self.keep_threshold}")
+        if not self.growth or min(self.growth) <= 0:
+            raise ValueError(f"growth must be positive factors, got {self.growth}")
+
+
+def _overlaps(face: Face, others: list[Face], threshold: float = 0.5) -> bool:
+    """Whether ``face`` overlaps any of ``others`` by at least ``threshold`` IoU."""
+    x1, y1, x2, y2 = face.box
+    for other in others:
+        ox1, oy1, ox2, oy2 = other.box
+        inter = max(0.0, min(x2, ox2) - max(x1, ox1)) * max(0.0, min(y2, oy2) - max(y1, oy1))
+        union = (x2 - x1) * (y2 - y1) + (ox2 - ox1) * (oy2 - oy1) - inter
+        if union > 0 and inter / union >= threshold:
+            return True
+    return False
 
 
 class TrackingDetector:
-    """Refines last frame's faces with R-Net/O-Net; runs the full cascade every ``full_every``
-    frames, when there is nothing to track, or as soon as a tracked face is lost."""
+    """Re-finds last frame's candidates with O-Net alone, and runs the full cascade every
+    ``full_every`` frames or whenever nothing is tracked.
+
+    Tracked are the faces and the near-misses (O-Net score at least ``keep_threshold``);
+    a near-miss is reported once it reaches the detector's O-Net threshold, and a reported
+    face stays reported while it keeps ``keep_threshold``. A face that appears between
+    full runs away from any tracked candidate is found at the next full run.
+    """
 
     def __init__(self, detector: MTCNNDetector, settings: TrackingSettings | None = None) -> None:
         self.detector = detector
         self.settings = settings or TrackingSettings()
-        self._previous: list[Face] = []
+        self._candidates: list[Face] = []
+        self._reported: list[Face] = []
         self._since_full = 0
         self.full_runs = 0
         self.tracked_runs = 0
@@ -37,24 +62,24 @@ class TrackingDetector:
 
     def reset(self) -> None:
         """Forget the tracked faces (a new scene or a reopened camera)."""
-        self._previous = []
+        self._candidates = []
+        self._reported = []
 
     def detect(self, frame: object) -> list[Face]:
         """Faces in a BGR frame of the stream."""
         rgb = to_rgb(frame)
-        attempt: dict[str, float] = {}
-        if self._previous and self._since_full + 1 < self.settings.full_every:
-            faces = self.detector.detect_near(rgb, [face.box for face in self._previous])
-            if len(faces) >= len(self._previous):
-                self.tracked_runs += 1
-                self._since_full += 1
-                self._previous = faces
-                return faces
-            attempt = dict(self.detector.timings)
-        faces = self.detector.detect_rgb(rgb)
-        for stage, ms in attempt.items():  # a failed tracking attempt costs time too
-            self.detector.timings[stage] += ms
-        self.full_runs += 1
-        self._since_full = 0
-        self._previous = faces
-        return faces
+        s = self.settings
+        if self._candidates and self._since_full + 1 < s.full_every:
+            candidates = self.detector.detect_near(rgb, [face.box for face in self._candidates], s.growth,
+                                                   s.keep_threshold)
+            self.tracked_runs += 1
+            self._since_full += 1
+        else:
+            candidates = self.detector.detect_rgb(rgb, onet_threshold=s.keep_threshold)
+            self.full_runs += 1
+            self._since_full = 0
+        threshold = self.detector.settings.onet_threshold
+        reported = [face for face in candidates
+                    if face.score > threshold or _overlaps(face, self._reported)]
+        self._candidates, self._reported = candidates, reported
+        return reported

@@ -1,0 +1,62 @@
+"""Tracking-assisted detection follows faces without the pyramid and still finds new ones."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.detector import DetectorSettings, MTCNNDetector
+from edge.tracked_detection import TrackingDetector, TrackingSettings
+
+
+@pytest.fixture(scope="module")
+def portrait(celebrities) -> np.ndarray:
+    photo = cv2.imread(str(sorted((celebrities / "val").glob("*/*.jpg"))[0]))
+    return cv2.resize(photo, (160, int(160 * photo.shape[0] / photo.shape[1])))
+
+
+def scene(portrait: np.ndarray, x: int, second_at: int | None = None) -> np.ndarray:
+    """A grey 640x480 frame with the portrait at ``x`` (and a second copy at ``second_at``)."""
+    frame = np.full((480, 640, 3), 110, np.uint8)
+    h, w = portrait.shape[:2]
+    frame[60:60 + h, x:x + w] = portrait
+    if second_at is not None:
+        frame[60:60 + h, second_at:second_at + w] = portrait
+    return frame
+
+
+def iou(a, b) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h)
+
+
+def test_follows_a_moving_face_mostly_without_the_pyramid(portrait):
+    detector = MTCNNDetector(DetectorSettings(min_face_size=40))
+    tracker = TrackingDetector(detector, TrackingSettings(full_every=10))
+    for step in range(30):
+        frame = scene(portrait, 20 + 6 * step)
+        tracked = tracker.detect(frame)
+        full = detector.detect(frame)
+        assert len(tracked) == len(full) == 1
+        assert iou(tracked[0].box, full[0].box) > 0.8
+    assert tracker.full_runs == 3 and tracker.tracked_runs == 27
+
+
+def test_a_new_face_is_found_by_the_next_full_run(portrait):
+    tracker = TrackingDetector(MTCNNDetector(DetectorSettings(min_face_size=40)), TrackingSettings(full_every=5))
+    counts = [len(tracker.detect(scene(portrait, 20, second_at=400 if step >= 2 else None))) for step in range(8)]
+    assert counts[:2] == [1, 1]
+    assert counts[5:] == [2, 2, 2]
+
+
+def test_a_face_that_leaves_is_dropped_at_once(portrait):
+    tracker = TrackingDetector(MTCNNDetector(DetectorSettings(min_face_size=40)))
+    assert len(tracker.detect(scene(portrait, 20))) == 1
+    assert tracker.detect(np.full((480, 640, 3), 110, np.uint8)) == []
+
+
+@pytest.mark.parametrize("bad", [dict(full_every=0), dict(keep_threshold=2.0), dict(growth=())])
+def test_tracking_settings_out_of_range_are_named(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        TrackingSettings(**bad)
