@@ -5,7 +5,7 @@ sample photo, which any machine has) and each model precision, runs full detecti
 frame and tracking-assisted detection, and prints a Markdown table. Tracking recall is the
 share of faces found by full detection that tracking also finds (IoU >= 0.5).
 
-    python scripts/benchmark_detector.py [--min-face 40] [--frames 275] [--data ../shared/data]
+    python scripts/benchmark_detector.py [--min-face 40] [--pyramid exact|cascaded] [--frames 275] [--data ../shared/data]
 """
 from __future__ import annotations
 
@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=275)
     parser.add_argument("--full-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--pyramid", choices=("exact", "cascaded"), default="exact")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(
         "EDGE_EVAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data")))
     args = parser.parse_args()
@@ -101,14 +102,15 @@ def main() -> None:
             sources[name] = video_frames(path, args.frames)
         else:
             print(f"({path} not found: skipped)")
-    print(f"minimum face {args.min_face:g} px, {args.threads} threads, full pyramid every {args.full_every} "
+    print(f"minimum face {args.min_face:g} px, {args.pyramid} pyramid, {args.threads} threads, "
+          f"full pyramid every {args.full_every} "
           "frames when tracking; milliseconds are means per frame")
     print("| source | models | mode | " + " | ".join(STAGES) + " | total ms | fps | faces | tracking recall |")
     print("|---|---|---|" + "---|" * len(STAGES) + "---|---|---|---|")
     for source, frames in sources.items():
         for quantization in ("float32", "int8"):
             detector = MTCNNDetector(DetectorSettings(min_face_size=args.min_face, quantization=quantization,
-                                                      num_threads=args.threads))
+                                                      num_threads=args.threads, pyramid=args.pyramid))
             detector.detect(frames[0])  # warm-up: interpreters for this frame size
             full, full_ms = run(detector.detect, frames, lambda: detector.timings)
             tracker = TrackingDetector(detector, TrackingSettings(full_every=args.full_every))

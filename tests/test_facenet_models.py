@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
 
+from edge.model_files import ModelSpec
+from edge.tflite_model import TFLiteModel
 from parity_inputs import crop_resized, normalise_fixed, normalise_prewhiten, read_rgb
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "facenet_parity.npz"
@@ -35,26 +36,19 @@ def crops(parity, celebrities) -> np.ndarray:
                      for photo, box in zip(parity["photos"], parity["boxes"])])
 
 
-def embed(model: Path, batch: np.ndarray) -> np.ndarray:
-    """Embeddings of ``batch`` in one invocation (the input is resized to the batch)."""
-    interpreter = Interpreter(model_path=str(model), num_threads=2)
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, list(batch.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, batch)
-    interpreter.invoke()
-    (output,) = interpreter.get_output_details()
-    return interpreter.get_tensor(output["index"])
+def embed(spec: ModelSpec, batch: np.ndarray) -> np.ndarray:
+    """Embeddings of ``batch`` from a shipped model in one invocation."""
+    return TFLiteModel(spec).run(batch)[spec.embedding_size]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_int8_embedder_matches_float_source(parity, crops, models_dir, manifest, name):
+def test_int8_embedder_matches_float_source(parity, crops, manifest, name):
     spec = manifest.models[f"facenet-{name}-int8"]
     normalization = str(parity[f"{name}__normalization"])
     reference = parity[f"{name}__embeddings"].astype(np.float32)
     assert (spec.normalization, spec.embedding_size) == (normalization, reference.shape[1])
     batch = NORMALISERS[normalization](crops).astype(np.float32)
-    got = embed(models_dir / spec.file, batch)
+    got = embed(spec, batch)
     assert got.shape == reference.shape
     norms = np.linalg.norm(got, axis=1)
     assert np.all(np.abs(norms - 1) <= NORM_TOLERANCE), f"{name}: norms {norms.min():.4f}..{norms.max():.4f}"
@@ -64,11 +58,11 @@ def test_int8_embedder_matches_float_source(parity, crops, models_dir, manifest,
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_int8_embedder_separates_people(parity, crops, models_dir, name):
+def test_int8_embedder_separates_people(parity, crops, manifest, name):
     """Each face is on average closer to the other photos of its person than to any other person."""
     normalization = str(parity[f"{name}__normalization"])
     batch = NORMALISERS[normalization](crops).astype(np.float32)
-    got = embed(models_dir / f"facenet_{name.replace('-', '_')}_int8.tflite", batch)
+    got = embed(manifest.models[f"facenet-{name}-int8"], batch)
     similarity = got @ got.T
     people = np.array([str(photo).split("/")[1] for photo in parity["photos"]])
     for i, person in enumerate(people):

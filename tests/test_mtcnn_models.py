@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
 
+from edge.model_files import ModelSpec
+from edge.tflite_model import TFLiteModel
 from parity_inputs import crop_resized, normalise_fixed, read_rgb
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "mtcnn_parity.npz"
@@ -34,16 +35,9 @@ def parity() -> dict[str, np.ndarray]:
         return dict(data)
 
 
-def run(model: Path, batch: np.ndarray) -> dict[str, np.ndarray]:
-    """Invoke ``model`` on ``batch`` (input resized to it); outputs keyed by kind, found by last dim."""
-    interpreter = Interpreter(model_path=str(model), num_threads=2)
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, list(batch.shape))
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, batch)
-    interpreter.invoke()
-    return {KIND_BY_LAST_DIM[d["shape"][-1]]: interpreter.get_tensor(d["index"])
-            for d in interpreter.get_output_details()}
+def run(spec: ModelSpec, batch: np.ndarray) -> dict[str, np.ndarray]:
+    """Invoke a shipped model on ``batch``; outputs keyed by kind, found by last dimension."""
+    return {KIND_BY_LAST_DIM[width]: value for width, value in TFLiteModel(spec).run(batch).items()}
 
 
 def check(net: str, tag: str, got: dict[str, np.ndarray], want: dict[str, np.ndarray]) -> None:
@@ -57,8 +51,8 @@ def check(net: str, tag: str, got: dict[str, np.ndarray], want: dict[str, np.nda
 
 
 @pytest.mark.parametrize("tag", ["fp32", "int8"])
-def test_pnet_matches_reference_at_several_sizes(parity, celebrities, models_dir, tag):
-    model = models_dir / f"mtcnn_pnet_{tag}.tflite"
+def test_pnet_matches_reference_at_several_sizes(parity, celebrities, manifest, tag):
+    model = manifest.models[f"mtcnn-pnet-{tag}"]
     prob_errors = []
     for i, photo in enumerate(parity["pnet_photos"]):
         image = read_rgb(celebrities / str(photo))
@@ -77,10 +71,10 @@ def test_pnet_matches_reference_at_several_sizes(parity, celebrities, models_dir
 
 @pytest.mark.parametrize("tag", ["fp32", "int8"])
 @pytest.mark.parametrize("net", ["rnet", "onet"])
-def test_crop_networks_match_reference(parity, celebrities, models_dir, net, tag):
+def test_crop_networks_match_reference(parity, celebrities, manifest, net, tag):
     size = int(parity[f"{net}_size"])
     images = {str(p): read_rgb(celebrities / str(p)) for p in set(parity["crop_photos"])}
     batch = np.stack([normalise_fixed(crop_resized(images[str(p)], tuple(box), (size, size)))
                       for p, box in zip(parity["crop_photos"], parity["crop_boxes"])])
     kinds = ("prob", "reg", "landmarks") if net == "onet" else ("prob", "reg")
-    check(net, tag, run(models_dir / f"mtcnn_{net}_{tag}.tflite", batch), {k: parity[f"{net}_{k}"] for k in kinds})
+    check(net, tag, run(manifest.models[f"mtcnn-{net}-{tag}"], batch), {k: parity[f"{net}_{k}"] for k in kinds})
