@@ -1,0 +1,74 @@
+"""Open-set matching: an embedding becomes a known person or "unknown", with a score in [0, 1].
+
+Similarity is the cosine between unit embeddings; a person's similarity is the best over
+their enrolled photos (best-of-k). A face is known when that best similarity reaches the
+model's threshold (calibrated on LFW at a false-accept rate of 1e-3, from the manifest).
+
+The published score maps similarity s and threshold t to [0, 1], monotonically, with 0.5
+exactly at the decision threshold:
+
+    score = 0.5 + 0.5 * (s - t) / (1 - t)    when s >= t  (known: 0.5 .. 1)
+    score = 0.5 * max(s, 0) / t              when s <  t  (unknown: 0 .. 0.5)
+
+so "score >= 0.5" means "as similar as the calibration required", and 1 means identical.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .gallery import EmbedderIdentity, Gallery, GalleryError
+
+
+@dataclass(frozen=True)
+class Match:
+    """The decision for one face."""
+
+    known: bool
+    person_id: str | None  # the best-matching person, also when below the threshold
+    name: str | None
+    similarity: float  # best cosine similarity to that person's photos
+    score: float  # similarity mapped to [0, 1]; >= 0.5 exactly when known
+
+
+def similarity_score(similarity: np.ndarray | float, threshold: float) -> np.ndarray:
+    """The documented [0, 1] score of a cosine similarity (see the module docstring)."""
+    s = np.asarray(similarity, dtype=np.float64)
+    above = 0.5 + 0.5 * (s - threshold) / (1.0 - threshold)
+    below = 0.5 * np.maximum(s, 0.0) / threshold
+    return np.clip(np.where(s >= threshold, above, below), 0.0, 1.0)
+
+
+class Matcher:
+    """Matches embeddings against a gallery made by the same embedder and preparation."""
+
+    def __init__(self, gallery: Gallery, embedder: EmbedderIdentity, threshold: float) -> None:
+        if gallery.embedder != embedder:
+            raise GalleryError(
+                f"the gallery was made with {gallery.embedder.model} ({gallery.embedder.alignment} alignment"
+                f"{', flip fusion' if gallery.embedder.flip_fusion else ''}), not the running {embedder.model} "
+                f"({embedder.alignment}{', flip fusion' if embedder.flip_fusion else ''}): enroll again with edge-enroll"
+            )
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        self.threshold = threshold
+        self._people = list(gallery.people)
+        self._rows, owner = gallery.matrix()
+        self._starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(owner) else owner
+
+    def match(self, embeddings: np.ndarray) -> list[Match]:
+        """One Match per row of ``embeddings`` (M, D), unit length."""
+        if not self._people:
+            return [Match(False, None, None, 0.0, 0.0) for _ in range(len(embeddings))]
+        similarities = np.asarray(embeddings, np.float32) @ self._rows.T  # (M, N)
+        per_person = np.maximum.reduceat(similarities, self._starts, axis=1)  # (M, people)
+        best = per_person.argmax(axis=1)
+        best_similarity = per_person[np.arange(len(best)), best]
+        scores = similarity_score(best_similarity, self.threshold)
+        matches = []
+        for index, similarity, score in zip(best, best_similarity, scores):
+            person = self._people[index]
+            matches.append(Match(bool(similarity >= self.threshold), person.id, person.name,
+                                 float(similarity), float(score)))
+        return matches
