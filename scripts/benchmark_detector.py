@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=275)
     parser.add_argument("--full-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--pyramid", choices=("exact", "cascaded"), default="exact")
+    parser.add_argument("--pyramid", choices=("exact", "cascaded"), default="cascaded")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(
         "EDGE_EVAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data")))
     args = parser.parse_args()
