@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .align import margin_crop
+from .align import align_faces
 from .detector import DetectorSettings, MTCNNDetector
 from .embedder import FaceEmbedder
 from .errors import EdgeError
@@ -47,10 +47,10 @@ class Recogniser:
         self.embed_ms: list[float] = []
 
     def embed_faces(self, bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """Embeddings of ``faces`` found in ``bgr``."""
+        """Embeddings of ``faces`` found in ``bgr``, prepared as the manifest says for this embedder
+        (the same for enrollment and recognition)."""
         rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        size = self.embedder.input_size[0]
-        crops = np.stack([margin_crop(rgb, face, size=size, margin=size // 5) for face in faces])
+        crops = align_faces(rgb, faces, self.spec.alignment, self.embedder.input_size[0])
         started = time.perf_counter()
         embeddings = self.embedder.embed(crops)
         self.embed_ms.append((time.perf_counter() - started) * 1000)

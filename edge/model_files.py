@@ -12,6 +12,7 @@ from .errors import ModelFileError
 
 MANIFEST_NAME = "manifest.json"
 NORMALIZATIONS = ("fixed", "prewhiten")
+ALIGNMENTS = ("margin", "landmarks")  # face preparations of edge.align.ALIGNERS
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class ModelSpec:
     embedding_size: int | None
     batch: int | None  # fixed batch size, or None when any batch is accepted
     match_threshold: float | None  # cosine similarity at FAR 1e-3 on LFW (embedders)
+    alignment: str = "margin"  # face preparation the threshold was measured with (edge.align.ALIGNERS)
+    flip_fusion: bool = False  # embedding = normalised sum of the face's and its mirror image's
 
 
 def default_models_dir() -> Path:
@@ -55,6 +58,12 @@ def _spec_from_entry(name: str, entry: dict, manifest_path: Path) -> ModelSpec:
                 f"expected one of {', '.join(NORMALIZATIONS)}"
             )
         input_size = entry.get("input_size")
+        alignment = entry.get("alignment", "margin")
+        if alignment not in ALIGNMENTS:
+            raise ModelFileError(
+                f"{manifest_path}: model {name!r} has alignment {alignment!r}, "
+                f"expected one of {', '.join(ALIGNMENTS)}"
+            )
         return ModelSpec(
             name=name,
             file=entry["file"],
@@ -68,6 +77,8 @@ def _spec_from_entry(name: str, entry: dict, manifest_path: Path) -> ModelSpec:
             embedding_size=entry.get("embedding_size"),
             batch=entry.get("batch"),
             match_threshold=entry.get("match_threshold"),
+            alignment=alignment,
+            flip_fusion=bool(entry.get("flip_fusion", False)),
         )
     except KeyError as missing:
         raise ModelFileError(f"{manifest_path}: model {name!r} lacks key {missing}") from None
