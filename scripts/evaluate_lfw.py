@@ -23,8 +23,9 @@ candidate (int8 from ``models/``, fp32 from the export cache), both alignments
 Detections and embeddings are cached in ``~/.cache/edge-facerec/lfw/`` (``$EDGE_CACHE_DIR``),
 keyed by the model files, settings and ``edge/align.py``, so a rerun only recomputes the table.
 
-    python scripts/evaluate_lfw.py --limit-pairs 600        # quick slice
-    python scripts/evaluate_lfw.py --markdown /tmp/lfw.md   # everything (~35 min the first time)
+    python scripts/evaluate_lfw.py --limit-pairs 600        # quick slice (~2 min the first time)
+    python scripts/evaluate_lfw.py --timing-faces 512 --markdown /tmp/lfw.md
+        # everything: ~35 min on 2 cores the first time, ~1-2 min from the cache
 """
 from __future__ import annotations
 
@@ -407,6 +408,25 @@ def embed_config(spec: ModelSpec, models_dir: Path | None, alignment: str, names
                       np.array([rows[wanted[n]][1] for n in names]), align_ms, embed_ms)
 
 
+def time_config(spec: ModelSpec, models_dir: Path | None, alignment: str, names: list[str],
+                source: CropSource) -> tuple[float, float, float]:
+    """Milliseconds per face on ``names``, measured apart from the cached run (nothing else
+    should run meanwhile): alignment, embedding in batches of 32, embedding one face at a time."""
+    crops, align_ms = source.crops(alignment, names)
+    embedder = FaceEmbedder(spec, num_threads=2, models_dir=models_dir)
+    embedder.embed(crops[:BATCH], flip_fusion=False)
+    embedder.embed(crops[:1], flip_fusion=False)
+    began = time.perf_counter()
+    for start in range(0, len(crops), BATCH):
+        embedder.embed(crops[start:start + BATCH], flip_fusion=False)
+    batched = (time.perf_counter() - began) * 1000 / len(crops)
+    single = min(len(crops), 128)
+    began = time.perf_counter()
+    for i in range(single):
+        embedder.embed(crops[i:i + 1], flip_fusion=False)
+    return align_ms, batched, (time.perf_counter() - began) * 1000 / single
+
+
 # ----------------------------------------------------------------------------- metrics
 
 
@@ -491,14 +511,16 @@ class Row:
     accuracy_std: float
     tar: float
     threshold: float
-    ms_per_face: float
+    ms_per_face: float  # alignment + embedding (twice with flip), batches of 32
+    ms_single: float | None  # the same, one face per call (--timing-faces)
     impostors: int
     open_set: OpenSetResult | None  # None where not measured (fp32 unless --fp32-open-set)
     stricter: list[tuple[float, float, float, OpenSetResult | None]]  # (FAR, threshold, TAR, open set there)
 
 
 def evaluate(emb: Embeddings, flip: bool, spec: ModelSpec, alignment: str, pairs: list[Pair],
-             split: OpenSet | None, pair_images: list[str]) -> Row:
+             split: OpenSet | None, pair_images: list[str],
+             timing: tuple[float, float, float] | None = None) -> Row:
     vectors = dict(zip(emb.names, emb.vectors(flip)))
     first = np.stack([vectors[p.first] for p in pairs])
     second = np.stack([vectors[p.second] for p in pairs])
@@ -512,10 +534,13 @@ def evaluate(emb: Embeddings, flip: bool, spec: ModelSpec, alignment: str, pairs
     tar = float(np.mean(scores[same] >= threshold))
     stricter = [(far, t, float(np.mean(scores[same] >= t)), open_set(vectors, split, t) if split else None)
                 for far, t in zip(STRICTER_FARS, strict)]
-    ms = emb.align_ms + emb.embed_ms * (2 if flip else 1)
+    passes = 2 if flip else 1
+    align_ms, batched_ms = (timing[0], timing[1]) if timing else (emb.align_ms, emb.embed_ms)
+    ms = align_ms + batched_ms * passes
+    single = timing[0] + timing[2] * passes if timing else None
     family = spec.name.removeprefix("facenet-").rsplit("-", 1)[0]
     return Row(family, "int8" if spec.quantization == "int8" else "fp32", alignment, flip, mean, std, tar,
-               threshold, ms, impostors, open_set(vectors, split, threshold) if split else None, stricter)
+               threshold, ms, single, impostors, open_set(vectors, split, threshold) if split else None, stricter)
 
 
 # ----------------------------------------------------------------------------- report
@@ -533,14 +558,16 @@ def markdown(rows: list[Row], detections: Detections, fallback_used: np.ndarray,
         f"{int(np.sum(detections.counts > 1))} with more than one (nearest the centre taken); "
         f"{detections.ms_per_image:.1f} ms per image.",
         "",
-        "| embedder | precision | alignment | flip | accuracy % (mean +- std) | TAR @ FAR 1e-3 % | threshold @ FAR 1e-3 | ms / face |",
-        "|---|---|---|---|---|---|---|---|",
+        "| embedder | precision | alignment | flip | accuracy % (mean +- std) | TAR @ FAR 1e-3 % | "
+        "threshold @ FAR 1e-3 | ms / face, batch 32 | ms / face, one at a time |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         name = f"**{r.model}**" if f"facenet-{r.model}-int8" == default and r.precision == "int8" else r.model
         lines.append(f"| {name} | {r.precision} | {r.alignment} | {'yes' if r.flip else 'no'} | "
                      f"{100 * r.accuracy:.2f} +- {100 * r.accuracy_std:.2f} | {100 * r.tar:.2f} | "
-                     f"{r.threshold:.3f} | {r.ms_per_face:.1f} |")
+                     f"{r.threshold:.3f} | {r.ms_per_face:.1f} | "
+                     f"{'-' if r.ms_single is None else f'{r.ms_single:.1f}'} |")
     measured = [r for r in rows if r.open_set is not None]
     if not measured:
         return "\n".join(lines) + "\n"
@@ -586,6 +613,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alignments", nargs="+", choices=list(ALIGNERS), default=list(ALIGNERS))
     parser.add_argument("--fp32-open-set", action="store_true",
                         help="also embed the open-set images with the fp32 models (by default fp32 gets the pairs only)")
+    parser.add_argument("--timing-faces", type=int, default=0, metavar="N",
+                        help="time alignment and embedding again on N faces per configuration, apart from "
+                             "the (cached) run, for the ms columns; run nothing else meanwhile")
     parser.add_argument("--detect-only", action="store_true", help="only run (and cache) the detections")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
@@ -622,8 +652,11 @@ def main(argv: list[str] | None = None) -> int:
         full = spec.quantization == "int8" or args.fp32_open_set
         for alignment in args.alignments:
             emb = embed_config(spec, models_dir, alignment, names if full else pair_images, source)
+            timing = None
+            if args.timing_faces:
+                timing = time_config(spec, models_dir, alignment, pair_images[:args.timing_faces], source)
             for flip in (False, True):
-                rows.append(evaluate(emb, flip, spec, alignment, pairs, split if full else None, pair_images))
+                rows.append(evaluate(emb, flip, spec, alignment, pairs, split if full else None, pair_images, timing))
     rows.sort(key=lambda r: (r.model, r.precision != "int8", r.alignment, r.flip))
     table = markdown(rows, detections, fallback_used, pairs, split, manifest.default_embedder)
     print(table)

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from evaluate_lfw import LFW_IMAGES, read_pairs  # noqa: E402
 
 PER_KIND = 150
-MIN_ACCURACY = 0.97  # full-run figures for this slice are in docs/recognition.md
+MIN_ACCURACY = 0.98  # the full run scores this slice 99.33% (2 false rejects, no false accepts)
 MAX_FALSE_ACCEPTS = 1  # of 150 different pairs, at a threshold passed by 0.1% of impostor pairs
 
 
