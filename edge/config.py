@@ -1,0 +1,328 @@
+"""The daemon's configuration: one validated, typed object built from YAML at start-up.
+
+Every section is a frozen dataclass; its fields, types and defaults are the documentation
+(``config/config.example.yaml`` shows them all). Loading refuses an unknown key, a wrong
+type or an impossible value with one line naming the file and the key. Secrets (the MQTT
+password) come from a file or an environment variable, never from the YAML itself, and
+print as ``***``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from .errors import EdgeError
+
+DEFAULT_CONFIG_PATH = Path("/etc/edge-facerec/config.yaml")
+DEFAULT_STATE_DIR = Path("/var/lib/edge-facerec")
+
+
+class ConfigError(EdgeError):
+    """A configuration that cannot be used; the message names the file and the key."""
+
+
+class Secret:
+    """A secret value that never shows in logs, reprs or tracebacks."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        """The secret itself, for the one place that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """This device as it appears in events and topics."""
+
+    name: str = "edge-facerec"  # display name; its slug is the device id in MQTT topics
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """The frame source."""
+
+    name: str = "door"
+    # "picamera2", a V4L2 index ("0") or device ("/dev/video0"), an rtsp:// or http(s):// URL,
+    # a video file, or a folder of images
+    source: str = "0"
+    width: int | None = 640  # requested capture size (cameras); None keeps the source's
+    height: int | None = 480
+    fps: float | None = None  # requested camera rate; None keeps the source's
+    realtime: bool = True  # video files and folders: pace at their own frame rate (False: as fast as possible)
+    loop: bool = False  # video files and folders: start again at the end
+    reopen_max_backoff_s: float = 30.0  # a failed camera is reopened after 1, 2, 4 ... up to this many seconds
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """MTCNN settings (see docs/detector.md)."""
+
+    min_face: int = 40  # smallest face searched, pixels
+    quantization: Literal["auto", "int8", "float32"] = "auto"
+    threads: int = 2
+    tracking: bool = True  # refine last positions, full pyramid every full_every frames
+    full_every: int = 10
+
+
+@dataclass(frozen=True)
+class RecognitionConfig:
+    """Embedder and gallery."""
+
+    gallery: Path = DEFAULT_STATE_DIR / "gallery.npz"
+    embedder: str | None = None  # manifest name; None: the manifest's default
+    threshold: float | None = None  # cosine needed to name a person; None: the manifest's calibrated value
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    """Faces below these are tracked but not used to decide who someone is."""
+
+    min_face_px: int = 40  # face box height
+    min_sharpness: float = 30.0  # variance of the Laplacian of the aligned grey crop
+    max_yaw: float = 0.6  # nose offset from the eyes' midline, as a fraction of the eye distance
+
+
+@dataclass(frozen=True)
+class EventsConfig:
+    """How tracks of faces become events."""
+
+    window: int = 5  # the last this many usable frames of a track ...
+    needed: int = 3  # ... must agree on one person for a "recognized" event
+    unknown_after_frames: int = 8  # usable frames with no match before an "unknown" event
+    track_timeout_s: float = 2.0  # a face unseen this long has left; its next appearance is new
+    away_after_s: float = 300.0  # a person not recognized for this long becomes "away"
+    snapshot: bool = False  # attach a JPEG of the face to events (biometric data: off by default)
+    status_interval_s: float = 60.0  # status in the log and to the publisher
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """MQTT over TLS."""
+
+    enabled: bool = False
+    ca_file: Path | None = None  # None: the system's CA store
+    cert_file: Path | None = None  # client certificate, optional
+    key_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    """The broker and the topics (see the README's topic table)."""
+
+    enabled: bool = False
+    host: str = "localhost"
+    port: int = 1883
+    client_id: str | None = None  # None: edge-facerec-<device id>
+    keepalive_s: int = 60
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    username: str | None = None
+    password_file: Path | None = None  # the password is read from this file ...
+    password_env: str | None = None  # ... or from this environment variable
+    password: Secret | None = field(default=None, metadata={"derived": True})
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    topic_prefix: str = "edge-facerec"
+    discovery: bool = True  # Home Assistant MQTT discovery
+    discovery_prefix: str = "homeassistant"
+    outbox: Path = DEFAULT_STATE_DIR / "outbox.sqlite3"
+    outbox_max_events: int = 10000
+    outbox_max_age_s: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon needs, validated."""
+
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    events: EventsConfig = field(default_factory=EventsConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def device_id(self) -> str:
+        """The device name as a topic- and id-safe slug."""
+        return slug(self.device.name)
+
+
+def slug(text: str) -> str:
+    """Lower-case ASCII letters, digits and single hyphens; "x" when nothing is left."""
+    ascii_text = text.encode("ascii", "ignore").decode().lower()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-") or "x"
+
+
+_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
+    "camera.width": lambda v: "must be positive" if v is not None and v <= 0 else None,
+    "camera.height": lambda v: "must be positive" if v is not None and v <= 0 else None,
+    "camera.fps": lambda v: "must be positive" if v is not None and v <= 0 else None,
+    "camera.reopen_max_backoff_s": lambda v: "must be at least 1" if v < 1 else None,
+    "detector.min_face": lambda v: "must be at least 12" if v < 12 else None,
+    "detector.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
+    "detector.full_every": lambda v: "must be at least 1" if v < 1 else None,
+    "recognition.threshold": lambda v: "must be between 0 and 1" if v is not None and not 0 < v < 1 else None,
+    "recognition.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
+    "quality.min_face_px": lambda v: "must not be negative" if v < 0 else None,
+    "quality.min_sharpness": lambda v: "must not be negative" if v < 0 else None,
+    "quality.max_yaw": lambda v: "must be positive" if v <= 0 else None,
+    "events.window": lambda v: "must be at least 1" if v < 1 else None,
+    "events.needed": lambda v: "must be at least 1" if v < 1 else None,
+    "events.unknown_after_frames": lambda v: "must be at least 1" if v < 1 else None,
+    "events.track_timeout_s": lambda v: "must be positive" if v <= 0 else None,
+    "events.away_after_s": lambda v: "must be positive" if v <= 0 else None,
+    "events.status_interval_s": lambda v: "must be positive" if v <= 0 else None,
+    "mqtt.port": lambda v: "must be between 1 and 65535" if not 1 <= v <= 65535 else None,
+    "mqtt.keepalive_s": lambda v: "must be between 5 and 65535" if not 5 <= v <= 65535 else None,
+    "mqtt.topic_prefix": lambda v: "must not be empty or contain + # or a leading /" if not v or set(v) & {"+", "#"} or v.startswith("/") else None,
+    "mqtt.outbox_max_events": lambda v: "must be at least 1" if v < 1 else None,
+    "mqtt.outbox_max_age_s": lambda v: "must be positive" if v <= 0 else None,
+}
+
+
+def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Read and validate the YAML at ``path``; raise one-line ConfigError naming file and key."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read config file ({error})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or error})") from None
+    return config_from_dict(raw if raw is not None else {}, str(path), environ)
+
+
+def config_from_dict(raw: Any, source: str = "config", environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed mapping into a Config (``source`` names it in errors)."""
+    config = _build(Config, raw, "", source)
+    for key, check in _CHECKS.items():
+        section, name = key.split(".")
+        problem = check(getattr(getattr(config, section), name))
+        if problem:
+            raise ConfigError(f"{source}: {key} {problem}")
+    if config.events.needed > config.events.window:
+        raise ConfigError(f"{source}: events.needed ({config.events.needed}) must not exceed events.window "
+                          f"({config.events.window})")
+    mqtt = config.mqtt
+    if (mqtt.tls.cert_file is None) != (mqtt.tls.key_file is None):
+        raise ConfigError(f"{source}: mqtt.tls.cert_file and mqtt.tls.key_file go together")
+    password = _password(mqtt, source, os.environ if environ is None else environ)
+    if password is not None:
+        mqtt = _replace(mqtt, password=password)
+        config = _replace(config, mqtt=mqtt)
+    return config
+
+
+def _password(mqtt: MqttConfig, source: str, environ: typing.Mapping[str, str]) -> Secret | None:
+    if mqtt.password_file is not None and mqtt.password_env is not None:
+        raise ConfigError(f"{source}: set one of mqtt.password_file and mqtt.password_env, not both")
+    if mqtt.password_file is not None:
+        try:
+            return Secret(mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or type(error).__name__
+            raise ConfigError(f"{source}: mqtt.password_file {mqtt.password_file}: cannot read ({reason})") from None
+    if mqtt.password_env is not None:
+        if mqtt.password_env not in environ:
+            raise ConfigError(f"{source}: mqtt.password_env: environment variable {mqtt.password_env} is not set")
+        return Secret(environ[mqtt.password_env])
+    return None
+
+
+def _replace(instance: Any, **changes: Any) -> Any:
+    values = {f.name: getattr(instance, f.name) for f in fields(instance)}
+    values.update(changes)
+    return type(instance)(**values)
+
+
+def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
+    where = prefix.rstrip(".") or "top level"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: {where} must be a mapping, got {_kind(raw)}")
+    hints = typing.get_type_hints(cls)
+    settable = {f.name: f for f in fields(cls) if not f.metadata.get("derived")}
+    unknown = [str(key) for key in raw if key not in settable]
+    if unknown:
+        known = ", ".join(settable)
+        raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]} (known in {where}: {known})")
+    values = {}
+    for name, value in raw.items():
+        values[name] = _convert(hints[name], value, f"{prefix}{name}", source)
+    for name, spec in settable.items():
+        if name not in values and spec.default is MISSING and spec.default_factory is MISSING:
+            raise ConfigError(f"{source}: missing key {prefix}{name}")
+    return cls(**values)
+
+
+def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(options[0], value, key, source)
+    if value is None:
+        raise ConfigError(f"{source}: {key} must not be empty")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        if text not in allowed:
+            raise ConfigError(f"{source}: {key} is {value!r}; expected one of {', '.join(map(str, allowed))}")
+        return text
+    if is_dataclass(hint):
+        return _build(hint, value, f"{key}.", source)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: {key} must be true or false, got {_kind(value)} {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: {key} must be a whole number, got {_kind(value)} {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: {key} must be a number, got {_kind(value)} {value!r}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # a camera index written as 0
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: {key} must be text, got {_kind(value)}")
+        return value
+    if hint is Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{source}: {key} must be a file path, got {_kind(value)} {value!r}")
+        return Path(value).expanduser()
+    raise TypeError(f"config field {key} has an unsupported type {hint!r}")  # a programming error
+
+
+def _kind(value: Any) -> str:
+    return {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list",
+            dict: "a mapping", type(None): "nothing"}.get(type(value), type(value).__name__)
