@@ -68,7 +68,9 @@ class CameraConfig:
     width: int | None = 640  # requested capture size (cameras); None keeps the source's
     height: int | None = 480
     fps: float | None = None  # requested camera rate; None keeps the source's
-    realtime: bool = True  # video files and folders: pace at their own frame rate (False: as fast as possible)
+    # video files and folders: pace at their own frame rate, dropping frames the pipeline has no time for
+    # (False: as fast as the pipeline takes them, every frame processed: benchmarks and evaluations)
+    realtime: bool = True
     loop: bool = False  # video files and folders: start again at the end
     reopen_max_backoff_s: float = 30.0  # a failed camera is reopened after 1, 2, 4 ... up to this many seconds
 
@@ -127,13 +129,12 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
-class MqttConfig:
-    """The broker and the topics (see the README's topic table)."""
+class MqttClientConfig:
+    """How a client of edge-facerec's topics reaches the broker (the daemon, and ``edge-actions``)."""
 
-    enabled: bool = False
     host: str = "localhost"
     port: int = 1883
-    client_id: str | None = None  # None: edge-facerec-<device id>
+    client_id: str | None = None  # None: edge-facerec-<device id> (daemon), edge-actions-<host name> (actions)
     keepalive_s: int = 60
     protocol: Literal["3.1.1", "5"] = "3.1.1"
     username: str | None = None
@@ -142,9 +143,16 @@ class MqttConfig:
     password: Secret | None = field(default=None, metadata={"derived": True})
     tls: TlsConfig = field(default_factory=TlsConfig)
     topic_prefix: str = "edge-facerec"
+
+
+@dataclass(frozen=True)
+class MqttConfig(MqttClientConfig):
+    """The daemon's broker, topics and outbox (see the README's topic table and docs/mqtt.md)."""
+
+    enabled: bool = False
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
-    outbox: Path = DEFAULT_STATE_DIR / "outbox.sqlite3"
+    outbox: Path = DEFAULT_STATE_DIR / "outbox.sqlite3"  # events not yet acknowledged by the broker
     outbox_max_events: int = 10000
     outbox_max_age_s: float = 7 * 24 * 3600.0
 
@@ -193,16 +201,29 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "events.track_timeout_s": lambda v: "must be positive" if v <= 0 else None,
     "events.away_after_s": lambda v: "must be positive" if v <= 0 else None,
     "events.status_interval_s": lambda v: "must be positive" if v <= 0 else None,
-    "mqtt.port": lambda v: "must be between 1 and 65535" if not 1 <= v <= 65535 else None,
-    "mqtt.keepalive_s": lambda v: "must be between 5 and 65535" if not 5 <= v <= 65535 else None,
-    "mqtt.topic_prefix": lambda v: "must not be empty or contain + # or a leading /" if not v or set(v) & {"+", "#"} or v.startswith("/") else None,
     "mqtt.outbox_max_events": lambda v: "must be at least 1" if v < 1 else None,
     "mqtt.outbox_max_age_s": lambda v: "must be positive" if v <= 0 else None,
+    "mqtt.discovery_prefix": lambda v: "must not be empty or contain + # or a leading /" if _bad_topic_part(v) else None,
 }
+_CLIENT_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
+    "port": lambda v: "must be between 1 and 65535" if not 1 <= v <= 65535 else None,
+    "keepalive_s": lambda v: "must be between 5 and 65535" if not 5 <= v <= 65535 else None,
+    "topic_prefix": lambda v: "must not be empty or contain + # or a leading /" if _bad_topic_part(v) else None,
+}
+
+
+def _bad_topic_part(text: str) -> bool:
+    return not text or bool(set(text) & {"+", "#"}) or text.startswith("/")
 
 
 def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> Config:
     """Read and validate the YAML at ``path``; raise one-line ConfigError naming file and key."""
+    raw = read_yaml(path)
+    return config_from_dict(raw if raw is not None else {}, str(path), environ)
+
+
+def read_yaml(path: Path) -> Any:
+    """The parsed YAML at ``path``; a one-line ConfigError naming the file when it cannot be read or parsed."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -216,7 +237,7 @@ def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> 
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or error})") from None
-    return config_from_dict(raw if raw is not None else {}, str(path), environ)
+    return raw
 
 
 def config_from_dict(raw: Any, source: str = "config", environ: typing.Mapping[str, str] | None = None) -> Config:
@@ -230,28 +251,45 @@ def config_from_dict(raw: Any, source: str = "config", environ: typing.Mapping[s
     if config.events.needed > config.events.window:
         raise ConfigError(f"{source}: events.needed ({config.events.needed}) must not exceed events.window "
                           f"({config.events.window})")
-    mqtt = config.mqtt
-    if (mqtt.tls.cert_file is None) != (mqtt.tls.key_file is None):
-        raise ConfigError(f"{source}: mqtt.tls.cert_file and mqtt.tls.key_file go together")
-    password = _password(mqtt, source, os.environ if environ is None else environ)
-    if password is not None:
-        mqtt = _replace(mqtt, password=password)
-        config = _replace(config, mqtt=mqtt)
-    return config
+    return _replace(config, mqtt=validate_mqtt_client(config.mqtt, "mqtt", source, environ))
 
 
-def _password(mqtt: MqttConfig, source: str, environ: typing.Mapping[str, str]) -> Secret | None:
+def build_section(cls: type, raw: Any, source: str) -> Any:
+    """Build the dataclass ``cls`` from a parsed mapping with this module's checks (unknown keys, types)."""
+    return _build(cls, raw, "", source)
+
+
+def validate_mqtt_client(mqtt: MqttClientConfig, key: str, source: str,
+                         environ: typing.Mapping[str, str] | None = None) -> Any:
+    """Check a broker section (``key`` names it in errors) and resolve its password into a Secret."""
+    for name, check in _CLIENT_CHECKS.items():
+        problem = check(getattr(mqtt, name))
+        if problem:
+            raise ConfigError(f"{source}: {key}.{name} {problem}")
+    tls = mqtt.tls
+    if (tls.cert_file is None) != (tls.key_file is None):
+        raise ConfigError(f"{source}: {key}.tls.cert_file and {key}.tls.key_file go together")
+    if tls.enabled:
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(tls, name)
+            if path is not None and not path.is_file():
+                raise ConfigError(f"{source}: {key}.tls.{name} {path}: file not found")
+    password = _password(mqtt, key, source, os.environ if environ is None else environ)
+    return mqtt if password is None else _replace(mqtt, password=password)
+
+
+def _password(mqtt: MqttClientConfig, key: str, source: str, environ: typing.Mapping[str, str]) -> Secret | None:
     if mqtt.password_file is not None and mqtt.password_env is not None:
-        raise ConfigError(f"{source}: set one of mqtt.password_file and mqtt.password_env, not both")
+        raise ConfigError(f"{source}: set one of {key}.password_file and {key}.password_env, not both")
     if mqtt.password_file is not None:
         try:
             return Secret(mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or type(error).__name__
-            raise ConfigError(f"{source}: mqtt.password_file {mqtt.password_file}: cannot read ({reason})") from None
+            raise ConfigError(f"{source}: {key}.password_file {mqtt.password_file}: cannot read ({reason})") from None
     if mqtt.password_env is not None:
         if mqtt.password_env not in environ:
-            raise ConfigError(f"{source}: mqtt.password_env: environment variable {mqtt.password_env} is not set")
+            raise ConfigError(f"{source}: {key}.password_env: environment variable {mqtt.password_env} is not set")
         return Secret(environ[mqtt.password_env])
     return None
 
@@ -298,6 +336,11 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
         return text
     if is_dataclass(hint):
         return _build(hint, value, f"{key}.", source)
+    if origin is tuple:  # tuple[X, ...]: a YAML list
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: {key} must be a list, got {_kind(value)}")
+        item = typing.get_args(hint)[0]
+        return tuple(_convert(item, element, f"{key}[{index}]", source) for index, element in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{source}: {key} must be true or false, got {_kind(value)} {value!r}")

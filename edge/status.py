@@ -1,0 +1,75 @@
+"""Operator figures: frames, per-stage latency (median, p95), faces, events, memory, camera state."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+STAGES = ("detect", "quality", "embed", "match", "track", "total")
+LATENCY_WINDOW = 500  # latency figures are over the last this many frames
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MiB (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as stream:
+            return int(stream.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+class PipelineStats:
+    """Counters and latency windows the worker updates and the daemon reports."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.started = time.monotonic()
+        self.frames_processed = 0
+        self.faces = 0
+        self.faces_rejected = 0
+        self.events: dict[str, int] = {"recognized": 0, "unknown": 0}
+        self.last_processed = 0.0  # time.monotonic() of the last processed frame
+        self._latency: dict[str, deque] = {stage: deque(maxlen=LATENCY_WINDOW) for stage in STAGES}
+
+    def frame_done(self, timings_ms: dict[str, float], faces: int, rejected: int) -> None:
+        """Record one processed frame."""
+        with self._lock:
+            self.frames_processed += 1
+            self.faces += faces
+            self.faces_rejected += rejected
+            self.last_processed = time.monotonic()
+            for stage, value in timings_ms.items():
+                self._latency[stage].append(value)
+
+    def event(self, kind: str) -> None:
+        """Count one emitted event."""
+        with self._lock:
+            self.events[kind] = self.events.get(kind, 0) + 1
+
+    def latency(self) -> dict[str, dict[str, float]]:
+        """Median and 95th percentile milliseconds per stage."""
+        with self._lock:
+            windows = {stage: np.asarray(values) for stage, values in self._latency.items() if values}
+        return {stage: {"median_ms": round(float(np.median(v)), 2), "p95_ms": round(float(np.percentile(v, 95)), 2)}
+                for stage, v in windows.items()}
+
+    def snapshot(self, captured: int, dropped: int, camera_state: str, present: list[str]) -> dict[str, Any]:
+        """Everything for the log and the sinks' publish_status."""
+        uptime = time.monotonic() - self.started
+        with self._lock:
+            processed, faces, rejected, events = self.frames_processed, self.faces, self.faces_rejected, dict(self.events)
+        return {
+            "uptime_s": round(uptime, 1),
+            "camera": camera_state,
+            "frames": {"captured": captured, "processed": processed, "dropped": dropped},
+            "fps": round(processed / uptime, 2) if uptime > 0 else 0.0,
+            "latency": self.latency(),
+            "faces": {"seen": faces, "rejected_by_quality": rejected},
+            "events": events,
+            "present": present,
+            "rss_mb": round(rss_mb(), 1),
+        }

@@ -1,0 +1,170 @@
+"""Faces followed across frames, and one decision per appearance: recognized or unknown.
+
+Each frame's faces are associated with the open tracks by box overlap (IoU, greedy, best
+first); a face that overlaps none starts a new track, and a track unseen for
+``events.track_timeout_s`` is closed (the same person coming back is a new appearance).
+A track remembers the matches of its last ``events.window`` usable frames (faces that
+passed the quality gate). It yields
+
+- a "recognized" event when ``events.needed`` of those frames name the same person, or
+- an "unknown" event after ``events.unknown_after_frames`` usable frames without a match
+  (and none in the window),
+
+and then nothing more: one event per appearance, not one per frame. Only when a decided
+track's window comes to name a different person (somebody stepped into the place of the
+face before within the timeout) does it become a new appearance with a new track id.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import EventsConfig
+from .events import Event
+from .face import Face
+from .matcher import Match
+
+MIN_IOU = 0.3  # a face continues a track when their boxes overlap at least this much
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One face in one frame, and its match when the face was good enough to decide on."""
+
+    face: Face
+    match: Match | None  # None: tracked, but rejected by the quality gate
+
+
+@dataclass
+class Track:
+    """One appearance of one face."""
+
+    id: int
+    box: tuple[float, float, float, float]
+    last_seen: float
+    recent: deque = field(default_factory=deque)  # (Match, box) of the last `window` usable frames
+    unmatched: int = 0  # usable frames without a match
+    decision: Event | None = None
+
+    @property
+    def person(self) -> tuple[str, str] | None:
+        """(person id, name) once the track was recognized."""
+        if self.decision is not None and self.decision.kind == "recognized":
+            return self.decision.person_id, self.decision.name
+        return None
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
+
+
+class FaceTracker:
+    """Turns per-frame observations into at most one Event per track."""
+
+    def __init__(self, settings: EventsConfig, device: str, camera: str, models: dict[str, str]) -> None:
+        self.settings = settings
+        self.device = device
+        self.camera = camera
+        self.models = dict(models)
+        self.tracks: list[Track] = []
+        self._next_id = 1
+
+    def update(self, observations: list[Observation], timestamp: float) -> list[tuple[Event, Track]]:
+        """Associate this frame's faces with tracks; the events decided on this frame, each with its track."""
+        self.tracks = [t for t in self.tracks if timestamp - t.last_seen <= self.settings.track_timeout_s]
+        assigned = self._associate(observations)
+        decided = []
+        for observation, track in zip(observations, assigned):
+            track.box = observation.face.box
+            track.last_seen = timestamp
+            if observation.match is None:
+                continue
+            track.recent.append((observation.match, observation.face.box))
+            while len(track.recent) > self.settings.window:
+                track.recent.popleft()
+            if not observation.match.known:
+                track.unmatched += 1
+            event = self._decide(track, timestamp) if track.decision is None else self._switched(track, timestamp)
+            if event is not None:
+                track.decision = event
+                decided.append((event, track))
+        return decided
+
+    def reset(self) -> None:
+        """Forget every track (a reopened camera shows a new scene)."""
+        self.tracks = []
+
+    def _associate(self, observations: list[Observation]) -> list[Track]:
+        boxes = np.array([o.face.box for o in observations], np.float64).reshape(-1, 4)
+        overlaps = iou_matrix(boxes, np.array([t.box for t in self.tracks], np.float64).reshape(-1, 4))
+        assigned: list[Track | None] = [None] * len(observations)
+        taken: set[int] = set()
+        for flat in np.argsort(-overlaps, axis=None):
+            face_index, track_index = np.unravel_index(flat, overlaps.shape)
+            if overlaps[face_index, track_index] < MIN_IOU:
+                break
+            if assigned[face_index] is None and track_index not in taken:
+                assigned[face_index] = self.tracks[track_index]
+                taken.add(int(track_index))
+        for index, track in enumerate(assigned):
+            if track is None:
+                track = Track(id=self._next_id, box=observations[index].face.box, last_seen=0.0)
+                self._next_id += 1
+                self.tracks.append(track)
+                assigned[index] = track
+        return assigned  # type: ignore[return-value]
+
+    def _votes(self, track: Track) -> dict[str, list[tuple[Match, tuple]]]:
+        votes: dict[str, list[tuple[Match, tuple]]] = {}
+        for match, box in track.recent:
+            if match.known:
+                votes.setdefault(match.person_id, []).append((match, box))
+        return votes
+
+    def _recognized(self, track: Track, votes: dict[str, list[tuple[Match, tuple]]], timestamp: float) -> Event | None:
+        if not votes:
+            return None
+        person_id, agreeing = max(votes.items(), key=lambda item: len(item[1]))
+        if len(agreeing) < self.settings.needed:
+            return None
+        return self._event("recognized", track, agreeing, len(agreeing), timestamp, person_id, agreeing[-1][0].name)
+
+    def _decide(self, track: Track, timestamp: float) -> Event | None:
+        votes = self._votes(track)
+        event = self._recognized(track, votes, timestamp)
+        if event is None and not votes and track.unmatched >= self.settings.unknown_after_frames:
+            event = self._event("unknown", track, list(track.recent), track.unmatched, timestamp, None, None)
+        return event
+
+    def _switched(self, track: Track, timestamp: float) -> Event | None:
+        """A decided track whose box now shows somebody else, recognized (one person left and
+        another stepped into their place within the timeout): a new appearance, with a new id."""
+        votes = self._votes(track)
+        decided_person = track.decision.person_id if track.decision is not None else None
+        candidate = max(votes.items(), key=lambda item: len(item[1]), default=None)
+        if candidate is None or candidate[0] == decided_person or len(candidate[1]) < self.settings.needed:
+            return None
+        track.id, self._next_id = self._next_id, self._next_id + 1
+        track.unmatched = 0
+        return self._recognized(track, votes, timestamp)
+
+    def _event(self, kind: str, track: Track, agreeing: list[tuple[Match, tuple]], frames: int, timestamp: float,
+               person_id: str | None, name: str | None) -> Event:
+        box = tuple(int(round(v)) for v in agreeing[-1][1])
+        score = float(np.mean([match.score for match, _ in agreeing]))
+        return Event(kind=kind, device=self.device, camera=self.camera, person_id=person_id, name=name,
+                     score=round(score, 4), frames=frames, box=box, models=self.models, track_id=track.id,
+                     timestamp=timestamp)
