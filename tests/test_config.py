@@ -1,0 +1,95 @@
+"""Configuration: every mistake is one line naming the key, exit status 2; secrets never show."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from edge.config import Config, ConfigError, load_config
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "config.example.yaml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def keys(value: object, prefix: str = "") -> set[str]:
+    """Dotted names of every settable field of a config dataclass (or every key of a mapping)."""
+    if isinstance(value, dict):
+        return {k for name, v in value.items() for k in {prefix + name} | keys(v, prefix + name + ".")}
+    if dataclasses.is_dataclass(value):
+        return {k for f in dataclasses.fields(value) if not f.metadata.get("derived")
+                for k in {prefix + f.name} | keys(getattr(value, f.name), prefix + f.name + ".")}
+    return set()
+
+
+def test_the_example_config_loads_and_shows_every_key_with_its_default():
+    config = load_config(EXAMPLE)
+    assert config == Config()
+    assert keys(yaml.safe_load(EXAMPLE.read_text())) == keys(Config())
+
+
+@pytest.mark.parametrize("text, named", [
+    ("camera:\n  sauce: 0\n", "unknown key camera.sauce"),
+    ("events:\n  window: five\n", "events.window must be a whole number"),
+    ("detector:\n  tracking: 1\n", "detector.tracking must be true or false"),
+    ("recognition:\n  threshold: 1.5\n", "recognition.threshold must be between 0 and 1"),
+    ("events:\n  window: 2\n  needed: 3\n", "events.needed (3) must not exceed events.window (2)"),
+    ("camera: [1, 2]\n", "camera must be a mapping"),
+    ("camera:\n  source: [\n", "not valid YAML"),
+])
+def test_a_bad_value_is_one_line_naming_the_key(tmp_path, text, named):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as error:
+        load_config(path)
+    message = str(error.value)
+    assert named in message and str(path) in message and "\n" not in message
+
+
+def test_a_missing_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+@pytest.mark.parametrize("text, named", [
+    (None, "config file not found"),
+    ("events:\n  windw: 3\n", "unknown key events.windw"),
+    ("camera:\n  loop: maybe\n", "camera.loop must be true or false"),
+])
+def test_edge_facerec_exits_2_with_one_line(tmp_path, text, named):
+    path = tmp_path / "absent.yaml" if text is None else write(tmp_path, text)
+    result = subprocess.run([sys.executable, "-m", "edge.daemon", "--config", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0] and lines[0].startswith("edge-facerec: error:")
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_password_from_a_file_never_shows(tmp_path):
+    secret_file = tmp_path / "mqtt-password"
+    secret_file.write_text("hunter2-file\n")
+    config = load_config(write(tmp_path, f"mqtt:\n  username: door\n  password_file: {secret_file}\n"))
+    assert config.mqtt.password.reveal() == "hunter2-file"
+    assert "hunter2" not in repr(config) and "hunter2" not in str(config.mqtt)
+
+
+def test_password_from_the_environment_never_shows(tmp_path):
+    path = write(tmp_path, "mqtt:\n  password_env: EDGE_TEST_MQTT_PASSWORD\n")
+    config = load_config(path, environ={"EDGE_TEST_MQTT_PASSWORD": "hunter2-env"})
+    assert config.mqtt.password.reveal() == "hunter2-env"
+    assert "hunter2" not in repr(config)
+    with pytest.raises(ConfigError, match="environment variable EDGE_TEST_MQTT_PASSWORD is not set"):
+        load_config(path, environ={})
+
+
+def test_an_unreadable_password_file_is_named(tmp_path):
+    with pytest.raises(ConfigError, match="mqtt.password_file .*absent.*cannot read"):
+        load_config(write(tmp_path, f"mqtt:\n  password_file: {tmp_path / 'absent'}\n"))

@@ -1,0 +1,125 @@
+"""Tracks of faces become one event per appearance: recognized once frames agree, unknown for a stranger."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge.capture import Frame
+from edge.config import Config, EventsConfig
+from edge.demo import Recogniser
+from edge.face import Face
+from edge.matcher import Match, Matcher
+from edge.pipeline import Pipeline
+from edge.presence import PresenceTracker
+from edge.tracker import FaceTracker, Observation
+from daemon_support import STRANGER, small_gallery, val_photo
+
+MODELS = {"detector": "mtcnn-int8", "embedder": "test"}
+ANN = Match(True, "p-ann", "Ann", 0.8, 0.75)
+BOB = Match(True, "p-bob", "Bob", 0.8, 0.75)
+NOBODY = Match(False, "p-ann", "Ann", 0.2, 0.2)
+
+
+def face(x: float, y: float = 50.0, size: float = 80.0) -> Face:
+    return Face((x, y, x + size, y + size), 0.99, np.zeros((5, 2), np.float32))
+
+
+def run(tracker: FaceTracker, frames: list[list[Observation]], start: float = 0.0, step: float = 0.1):
+    events = []
+    for i, observations in enumerate(frames):
+        events += [event for event, _ in tracker.update(observations, start + i * step)]
+    return events
+
+
+@pytest.fixture
+def tracker() -> FaceTracker:
+    return FaceTracker(EventsConfig(), "dev", "door", MODELS)
+
+
+def test_a_known_face_gives_one_recognized_event_however_long_it_stays(tracker):
+    events = run(tracker, [[Observation(face(100 + i), ANN)] for i in range(40)])
+    assert [(e.kind, e.name, e.frames) for e in events] == [("recognized", "Ann", 3)]
+    event = events[0]
+    assert event.person_id == "p-ann" and event.score == pytest.approx(0.75) and event.track_id == 1
+    assert event.box == (102, 50, 182, 130) and event.models == MODELS and event.timestamp == pytest.approx(0.2)
+
+
+def test_frames_must_agree_within_the_window(tracker):
+    alternating = [[Observation(face(100), m)] for m in (ANN, BOB, NOBODY, BOB, ANN, NOBODY, NOBODY, NOBODY)]
+    assert run(tracker, alternating) == []
+    assert [e.name for e in run(tracker, [[Observation(face(100), ANN)]] * 3, start=1.0)] == ["Ann"]
+
+
+def test_frames_rejected_by_quality_do_not_count(tracker):
+    frames = [[Observation(face(100), ANN if i % 3 == 0 else None)] for i in range(8)]
+    events = run(tracker, frames)
+    assert [e.frames for e in events] == [3] and events[0].timestamp == pytest.approx(0.6)
+
+
+def test_the_same_person_coming_back_after_the_timeout_is_a_new_appearance(tracker):
+    first = run(tracker, [[Observation(face(100), ANN)]] * 5)
+    second = run(tracker, [[Observation(face(100), ANN)]] * 5, start=0.4 + EventsConfig().track_timeout_s + 0.1)
+    assert len(first) == len(second) == 1 and first[0].track_id != second[0].track_id
+
+
+def test_a_stranger_gives_one_unknown_event_after_enough_frames(tracker):
+    events = run(tracker, [[Observation(face(100), NOBODY)] for _ in range(30)])
+    assert [(e.kind, e.person_id, e.name, e.frames) for e in events] == [("unknown", None, None, 8)]
+    assert events[0].score == pytest.approx(0.2) and events[0].timestamp == pytest.approx(0.7)
+
+
+def test_two_faces_are_two_tracks(tracker):
+    frames = [[Observation(face(400 - 2 * i), NOBODY), Observation(face(100 + 2 * i), BOB)] for i in range(10)]
+    events = run(tracker, frames)
+    assert sorted((e.kind, e.name) for e in events) == [("recognized", "Bob"), ("unknown", None)]
+    assert len({e.track_id for e in events}) == 2 and len(tracker.tracks) == 2
+
+
+def test_somebody_else_stepping_into_the_place_is_a_new_appearance(tracker):
+    events = run(tracker, [[Observation(face(100), ANN)]] * 6 + [[Observation(face(100), BOB)]] * 6)
+    assert [e.name for e in events] == ["Ann", "Bob"] and events[0].track_id != events[1].track_id
+
+
+def test_presence_is_reported_once_and_away_after_the_quiet_time():
+    presence = PresenceTracker(away_after_s=10, device="dev")
+    assert presence.seen("p-ann", "Ann", 0).present
+    assert presence.seen("p-ann", "Ann", 5) is None
+    assert presence.expire(14.9) == []
+    [away] = presence.expire(15.0)
+    assert (away.person_id, away.present) == ("p-ann", False) and presence.present == []
+
+
+class Collect:
+    def __init__(self) -> None:
+        self.events, self.presence = [], []
+
+    def people_changed(self, people) -> None: ...
+
+    def publish_event(self, event) -> None:
+        self.events.append(event)
+
+    def publish_presence(self, change) -> None:
+        self.presence.append(change)
+
+    def publish_status(self, status) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrities):
+    recogniser = Recogniser()
+    gallery = small_gallery(recogniser, celebrities)
+    matcher = Matcher(gallery, recogniser.encoder.identity, recogniser.spec.match_threshold)
+    sink = Collect()
+    pipeline = Pipeline(Config(), recogniser.detector, recogniser.encoder, matcher, sink, MODELS)
+    canvas = np.full((480, 640, 3), 90, np.uint8)
+    known, stranger = canvas.copy(), canvas.copy()
+    known[100:400, 100:300] = val_photo(celebrities, "ben_afflek")[:300, :200]
+    stranger[100:300, 380:580] = val_photo(celebrities, STRANGER)[:200, :200]
+    scenes = [known] * 10 + [canvas] * 2 + [stranger] * 12
+    for number, image in enumerate(scenes, 1):
+        pipeline.process(Frame(image, number, 1000.0 + number * 0.1))
+    assert [(e.kind, e.name) for e in sink.events] == [("recognized", "Ben Afflek"), ("unknown", None)]
+    assert sink.events[0].score >= 0.5 > sink.events[1].score
+    assert [(c.name, c.present) for c in sink.presence] == [("Ben Afflek", True)]
+    assert pipeline.stats.frames_processed == len(scenes) and pipeline.stats.events == {"recognized": 1, "unknown": 1}
