@@ -1,0 +1,121 @@
+"""edge-facerec as a process: READY and WATCHDOG to systemd, SIGHUP reloads the gallery, SIGTERM exits 0."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from daemon_support import small_gallery, val_photo
+from edge.demo import Recogniser, make_clip
+from edge.gallery import save
+
+
+class Lines:
+    """Collects a stream's lines on a thread."""
+
+    def __init__(self, stream) -> None:
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=lambda: [self.lines.append(line.rstrip("\n")) for line in stream],
+                                        daemon=True)
+        self._thread.start()
+
+    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [line for line in list(self.lines) if text in line]
+            if found:
+                return found[0]
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} not seen in {self.lines[-20:]}")
+
+
+@pytest.fixture(scope="module")
+def setup(celebrities, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("daemon")
+    recogniser = Recogniser()
+    clip = make_clip([val_photo(celebrities, "ben_afflek")], folder / "ben.mp4", fps=10, show_s=2, gap_s=0)
+    only_elton = small_gallery(recogniser, celebrities, ("elton_john",), photos_each=2)
+    both = small_gallery(recogniser, celebrities, ("ben_afflek", "elton_john"), photos_each=2)
+    return folder, clip, only_elton, both
+
+
+def test_ready_watchdog_reload_and_stop(setup):
+    folder, clip, only_elton, both = setup
+    gallery = folder / "gallery.npz"
+    save(only_elton, gallery)
+    config = folder / "config.yaml"
+    config.write_text(f"device: {{name: test-device}}\n"
+                      f"camera: {{name: door, source: '{clip}', loop: true}}\n"
+                      f"recognition: {{gallery: '{gallery}'}}\n"
+                      f"events: {{status_interval_s: 1.0}}\n")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(folder / "notify.sock"))
+    notify.settimeout(30)
+    environ = dict(os.environ, NOTIFY_SOCKET=str(folder / "notify.sock"), WATCHDOG_USEC="1000000")
+    process = subprocess.Popen([sys.executable, "-m", "edge.daemon", "--config", str(config)], env=environ,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = Lines(process.stdout), Lines(process.stderr)
+        messages = []
+        while not any(m.startswith("WATCHDOG=1") for m in messages):
+            messages.append(notify.recv(4096).decode())
+        assert any(m.startswith("READY=1") for m in messages)
+        assert messages.index(next(m for m in messages if m.startswith("READY=1"))) < len(messages) - 1
+        unknown = json.loads(stdout.wait_for('"kind":"unknown"'))
+        assert unknown["device"] == "test-device" and unknown["camera"] == "door" and unknown["person_id"] is None
+
+        gallery.write_bytes(b"not a gallery")
+        process.send_signal(signal.SIGHUP)
+        assert "corrupt" in stderr.wait_for("gallery not reloaded, keeping the previous one")
+        save(both, gallery)
+        process.send_signal(signal.SIGHUP)
+        stderr.wait_for("gallery reloaded: 2 enrolled people")
+        recognized = json.loads(stdout.wait_for('"kind":"recognized"'))
+        assert recognized["name"] == "Ben Afflek" and 0.5 <= recognized["score"] <= 1
+        assert json.loads(stdout.wait_for('"type":"presence"'))["state"] == "present"
+        status = json.loads(stderr.wait_for("status {").split("status ", 1)[1])
+        assert status["frames"]["processed"] > 0 and status["rss_mb"] > 0 and "detect" in status["latency"]
+        assert process.poll() is None  # still running after both reloads
+
+        stopped = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=5) == 0
+        assert time.monotonic() - stopped < 5
+        assert any(m.startswith("STOPPING=1") for m in _drain(notify))
+    finally:
+        if process.poll() is None:
+            process.kill()
+        notify.close()
+    assert not [line for line in stderr.lines if "Traceback" in line]
+
+
+def _drain(notify: socket.socket) -> list[str]:
+    notify.settimeout(0.5)
+    messages = []
+    try:
+        while True:
+            messages.append(notify.recv(4096).decode())
+    except TimeoutError:
+        return messages
+
+
+def test_a_finite_video_ends_the_daemon_with_status_0(setup):
+    folder, clip, only_elton, _ = setup
+    config = folder / "once.yaml"
+    config.write_text(f"camera: {{source: '{clip}', realtime: false}}\nrecognition: {{gallery: '{folder / 'none.npz'}'}}\n")
+    result = subprocess.run([sys.executable, "-m", "edge.daemon", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "no gallery yet, every face is unknown" in result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [e["kind"] for e in events] == ["unknown"]
+    final = json.loads([line for line in result.stderr.splitlines() if "status {" in line][-1].split("status ", 1)[1])
+    assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0} and final["camera"] == "ended"

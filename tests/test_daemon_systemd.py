@@ -1,0 +1,88 @@
+"""The notify protocol on a real unix socket, and the unit file checked by systemd-analyze."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.sd_notify import Notifier
+
+UNIT = Path(__file__).resolve().parent.parent / "systemd" / "edge-facerec.service"
+MAX_EXPOSURE = 2.5
+
+
+def receive(sock: socket.socket) -> str:
+    sock.settimeout(2)
+    return sock.recv(4096).decode()
+
+
+def test_ready_and_watchdog_reach_a_path_socket(tmp_path):
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(path))
+        notifier = Notifier({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+        assert notifier.ready("camera running")
+        assert receive(sock) == "READY=1\nSTATUS=camera running"
+        assert notifier.watchdog(now=100.0) and receive(sock) == "WATCHDOG=1"
+        assert not notifier.watchdog(now=100.5)  # at most twice per WATCHDOG_USEC
+        assert notifier.watchdog(now=101.0) and receive(sock) == "WATCHDOG=1"
+        notifier.close()
+
+
+def test_an_abstract_socket_is_addressed_with_a_leading_at():
+    name = f"edge-facerec-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        notifier = Notifier({"NOTIFY_SOCKET": "@" + name})
+        assert notifier.stopping() and receive(sock) == "STOPPING=1"
+        notifier.close()
+
+
+def test_without_systemd_nothing_is_sent_and_the_watchdog_is_off():
+    notifier = Notifier({})
+    assert not notifier.enabled and not notifier.ready() and notifier.watchdog_interval_s is None
+    assert Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval_s is None
+
+
+needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
+                                           reason="systemd-analyze is not installed")
+
+
+def installed_unit(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at this environment's edge-facerec (verify checks it exists)."""
+    executable = Path(sys.executable).parent / "edge-facerec"
+    if not executable.exists():
+        pytest.skip(f"{executable} not installed (pip install -e .)")
+    unit = tmp_path / UNIT.name
+    unit.write_text(UNIT.read_text().replace("/opt/edge-facerec/venv/bin/edge-facerec", str(executable)))
+    return unit
+
+
+@needs_systemd_analyze
+def test_the_unit_verifies_clean(tmp_path):
+    result = subprocess.run(["systemd-analyze", "verify", str(installed_unit(tmp_path))],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+
+
+@needs_systemd_analyze
+def test_the_unit_exposure_is_low(tmp_path):
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(installed_unit(tmp_path))],
+                            capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert found, result.stdout[-500:] + result.stderr
+    assert float(found.group(1)) <= MAX_EXPOSURE
+
+
+def test_the_unit_has_what_the_daemon_relies_on():
+    text = UNIT.read_text()
+    for line in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "ExecReload=/bin/kill -HUP $MAINPID",
+                 "User=edge-facerec", "SupplementaryGroups=video", "ProtectSystem=strict",
+                 "StateDirectory=edge-facerec", "DevicePolicy=closed", "DeviceAllow=char-video4linux rw"):
+        assert line in text
