@@ -14,6 +14,8 @@ so "score >= 0.5" means "as similar as the calibration required", and 1 means id
 """
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +40,31 @@ def similarity_score(similarity: np.ndarray | float, threshold: float) -> np.nda
     above = 0.5 + 0.5 * (s - threshold) / (1.0 - threshold)
     below = 0.5 * np.maximum(s, 0.0) / threshold
     return np.clip(np.where(s >= threshold, above, below), 0.0, 1.0)
+
+
+def gallery_threshold(tail: Sequence[Sequence[float]], comparisons: int, stranger_far: float) -> float:
+    """The cosine threshold that keeps a stranger's false-accept rate near ``stranger_far`` when
+    compared with ``comparisons`` enrolled embeddings.
+
+    A stranger is accepted when any comparison passes, so each may pass with probability
+    p = 1 - (1 - stranger_far) ** (1 / comparisons) (about stranger_far / comparisons). ``tail``
+    is the model's impostor tail from the manifest, ``[[far, threshold], ...]`` measured on LFW
+    cross-identity pairs; the threshold at p is interpolated linearly in log(far), and
+    extrapolated from the last two points below the smallest far measured.
+    """
+    if not 0.0 < stranger_far < 1.0:
+        raise ValueError(f"stranger_far must be in (0, 1), got {stranger_far}")
+    points = sorted((float(far), float(threshold)) for far, threshold in tail)
+    if len(points) < 2:
+        raise ValueError("the impostor tail needs at least two points")
+    per_comparison = -math.expm1(math.log1p(-stranger_far) / max(1, comparisons))
+    logs = [math.log(far) for far, _ in points]
+    target = math.log(per_comparison)
+    if target >= logs[-1]:
+        return points[-1][1]
+    index = 1 if target < logs[0] else next(i for i in range(1, len(points)) if logs[i] >= target)
+    (f0, t0), (f1, t1) = (logs[index - 1], points[index - 1][1]), (logs[index], points[index][1])
+    return float(min(0.999, t0 + (t1 - t0) * (target - f0) / (f1 - f0)))
 
 
 class Matcher:

@@ -33,6 +33,7 @@ class ModelSpec:
     match_threshold: float | None  # cosine similarity at FAR 1e-3 on LFW (embedders)
     alignment: str = "margin"  # face preparation the threshold was measured with (edge.align.ALIGNERS)
     flip_fusion: bool = False  # embedding = normalised sum of the face's and its mirror image's
+    impostor_tail: tuple[tuple[float, float], ...] = ()  # (far, cosine) on LFW cross-identity pairs (embedders)
 
 
 def default_models_dir() -> Path:
@@ -79,9 +80,12 @@ def _spec_from_entry(name: str, entry: dict, manifest_path: Path) -> ModelSpec:
             match_threshold=entry.get("match_threshold"),
             alignment=alignment,
             flip_fusion=bool(entry.get("flip_fusion", False)),
+            impostor_tail=tuple((float(far), float(cosine)) for far, cosine in entry.get("impostor_tail", ())),
         )
     except KeyError as missing:
         raise ModelFileError(f"{manifest_path}: model {name!r} lacks key {missing}") from None
+    except (TypeError, ValueError) as error:
+        raise ModelFileError(f"{manifest_path}: model {name!r} has a malformed value ({error})") from None
 
 
 @dataclass(frozen=True)

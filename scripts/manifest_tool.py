@@ -34,10 +34,13 @@ def _embedder_entry(manifest: dict, name: str) -> dict:
     return entry
 
 
+CALIBRATION_KEYS = ("match_threshold", "impostor_tail", "alignment", "flip_fusion")
+
+
 def update_models(entries: dict[str, dict]) -> None:
     """Merge ``entries`` (name -> description) into the manifest, filling in each file's sha256.
 
-    Calibration keys already recorded for a model (match_threshold, alignment, flip_fusion) are
+    Calibration keys already recorded for a model (CALIBRATION_KEYS) are
     kept unless ``entries`` gives them: re-exporting does not silently drop them (rerun the LFW
     calibration when the weights changed)."""
     manifest = _read() if MANIFEST.exists() else {"format_version": 1, "models": {}}
@@ -46,7 +49,7 @@ def update_models(entries: dict[str, dict]) -> None:
         entry["sha256"] = sha256_of(MODELS_DIR / entry["file"])
         entry["size_bytes"] = (MODELS_DIR / entry["file"]).stat().st_size
         previous = manifest["models"].get(name, {})
-        for key in ("match_threshold", "alignment", "flip_fusion"):
+        for key in CALIBRATION_KEYS:
             if key in previous and key not in entry:
                 entry[key] = previous[key]
         manifest["models"][name] = entry
@@ -68,6 +71,22 @@ def set_match_threshold(name: str, value: float) -> None:
         raise SystemExit(f"match threshold {value} is not a cosine similarity in [-1, 1]")
     manifest = _read()
     _embedder_entry(manifest, name)["match_threshold"] = round(float(value), 4)
+    _write(manifest)
+
+
+def set_impostor_tail(name: str, tail: list) -> None:
+    """Record embedder ``name``'s impostor tail: [[far, cosine], ...] on LFW cross-identity pairs
+    (``scripts/evaluate_open_set.py --tail-only``); edge.matcher derives gallery-size thresholds from it."""
+    try:
+        points = sorted(((float(far), round(float(cosine), 4)) for far, cosine in tail), reverse=True)
+    except (TypeError, ValueError):
+        raise SystemExit("impostor tail must be a JSON list of [far, cosine] pairs") from None
+    if len(points) < 2 or any(not 0 < far < 1 or not -1 <= cosine <= 1 for far, cosine in points):
+        raise SystemExit("impostor tail needs at least two [far, cosine] pairs with 0 < far < 1")
+    if any(later[1] < earlier[1] for earlier, later in zip(points, points[1:])):
+        raise SystemExit("impostor tail: the cosine must rise as the false-accept rate falls")
+    manifest = _read()
+    _embedder_entry(manifest, name)["impostor_tail"] = [list(point) for point in points]
     _write(manifest)
 
 
@@ -110,12 +129,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-embedder", help="model name to make the default embedder")
     parser.add_argument("--match-threshold", action="append", default=[], metavar="NAME=VALUE",
                         help="cosine similarity at FAR 1e-3 on LFW for an embedder (repeatable)")
+    parser.add_argument("--impostor-tail", action="append", default=[], metavar="NAME=FILE",
+                        help="JSON file of [[far, cosine], ...] for an embedder (evaluate_open_set.py --tail-only)")
     parser.add_argument("--alignment", action="append", default=[], metavar="NAME=METHOD",
                         help=f"face preparation of an embedder: {' or '.join(ALIGNMENTS)} (repeatable)")
     parser.add_argument("--flip-fusion", action="append", default=[], metavar="NAME=yes|no",
                         help="fuse the mirror image's embedding for an embedder (repeatable)")
     args = parser.parse_args(argv)
-    if not (args.default_embedder or args.match_threshold or args.alignment or args.flip_fusion):
+    if not (args.default_embedder or args.match_threshold or args.impostor_tail or args.alignment or args.flip_fusion):
         parser.error("nothing to do")
     for text in args.match_threshold:
         name, value = _assignment(text)
@@ -124,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             raise SystemExit(f"match threshold {value!r} is not a number") from None
         set_match_threshold(name, threshold)
+    for text in args.impostor_tail:
+        name, file = _assignment(text)
+        try:
+            tail = json.loads(Path(file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            raise SystemExit(f"{file}: cannot read the impostor tail ({error})") from None
+        set_impostor_tail(name, tail)
     for text in args.alignment:
         set_alignment(*_assignment(text))
     for text in args.flip_fusion:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from edge.gallery import EmbedderIdentity, Gallery, GalleryError, load, save
-from edge.matcher import Matcher, similarity_score
+from edge.matcher import Matcher, gallery_threshold, similarity_score
 
 IDENTITY = EmbedderIdentity("facenet-vggface2-int8", "ab" * 32, 8, "landmarks", False)
 
@@ -130,3 +130,19 @@ def test_matching_ten_thousand_embeddings_is_vectorised():
     for probe, match in zip(probes, matches):
         best = max(range(2000), key=lambda i: (rows[owner == i] @ probe).max())
         assert match.person_id == g.people[best].id
+
+
+TAIL = [[1e-2, 0.40], [1e-3, 0.50], [1e-4, 0.58], [1e-5, 0.65], [1e-6, 0.71]]
+
+
+def test_gallery_threshold_rises_with_the_number_of_comparisons():
+    assert gallery_threshold(TAIL, 1, 1e-3) == pytest.approx(0.50, abs=1e-6)
+    assert gallery_threshold(TAIL, 10, 1e-3) == pytest.approx(0.58, abs=2e-3)  # each comparison at ~1e-4
+    assert gallery_threshold(TAIL, 100, 1e-3) == pytest.approx(0.65, abs=2e-3)
+    sizes = [1, 3, 15, 60, 300, 1269, 10_000, 10**7]
+    thresholds = [gallery_threshold(TAIL, n, 1e-3) for n in sizes]
+    assert all(b > a for a, b in zip(thresholds, thresholds[1:]))
+    assert thresholds[-1] <= 0.999  # extrapolated below the measured tail, capped
+    assert gallery_threshold(TAIL, 1, 0.5) == pytest.approx(0.40)  # looser than the tail: its loosest point
+    with pytest.raises(ValueError, match="stranger_far"):
+        gallery_threshold(TAIL, 10, 0.0)
