@@ -28,11 +28,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import functools
 import os
 import signal
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
@@ -44,9 +46,12 @@ from .config import DEFAULT_CONFIG_PATH, Config, QualityConfig, load_config
 from .daemon_notify import DEFAULT_UNIT, notify_daemon
 from .enroll_report import (Progress, private_folder, report_dict, summary_table, write_contact_sheets,
                             write_private, write_report)
-from .enrollment import Enroller, EnrollmentSettings, PersonOutcome, likely_same_people
+from .detector import DetectorSettings, MTCNNDetector
+from .enrollment import DOMINANCE, Enroller, EnrollmentSettings, PersonOutcome, likely_same_people
 from .errors import EdgeError
+from .face_encoder import FaceEncoder
 from .gallery import EmbedderIdentity, Gallery, GalleryError
+from .model_files import load_manifest
 from .photos import scan_source
 
 CONSISTENCY_THRESHOLD = 0.40  # median cosine a photo needs to the person's other photos (docs/enroll.md)
@@ -184,20 +189,27 @@ def remove_person(args: argparse.Namespace, path: Path) -> int:
     return EXIT_OK
 
 
-def _models(config: Config, min_face: int):
-    from .detector import DetectorSettings, MTCNNDetector
-    from .face_encoder import FaceEncoder
-    from .model_files import load_manifest
+@functools.lru_cache(maxsize=2)
+def _loaded_models(embedder: str | None, quantization: str, detector_threads: int, encoder_threads: int,
+                   min_face: float) -> tuple[MTCNNDetector, FaceEncoder]:
+    detector = MTCNNDetector(DetectorSettings(min_face_size=min_face, quantization=quantization,
+                                              num_threads=detector_threads))
+    return detector, FaceEncoder(load_manifest().embedder(embedder), encoder_threads)
 
+
+def load_models(config: Config, min_face: int) -> tuple[MTCNNDetector, FaceEncoder, float]:
+    """Detector, encoder and match threshold as the daemon's configuration says (loaded once per process).
+
+    The detector searches faces down to 1/DOMINANCE of the smallest accepted one, so that a
+    comparable second face in a photo is seen."""
     spec = load_manifest().embedder(config.recognition.embedder)
     threshold = config.recognition.threshold or spec.match_threshold
     if threshold is None:
         raise EdgeError(f"model {spec.name!r} has no calibrated match_threshold: set recognition.threshold")
-    # Faces down to 1/DOMINANCE of the smallest accepted one are searched, so a comparable second face is seen.
-    detector = MTCNNDetector(DetectorSettings(min_face_size=max(12.0, min_face / 1.5),
-                                              quantization=config.detector.quantization,
-                                              num_threads=config.detector.threads))
-    return detector, FaceEncoder(spec, config.recognition.threads), threshold
+    detector, encoder = _loaded_models(config.recognition.embedder, config.detector.quantization,
+                                       config.detector.threads, config.recognition.threads,
+                                       max(12.0, min_face / DOMINANCE))
+    return detector, encoder, threshold
 
 
 def apply_to_gallery(gallery: Gallery, people: list[PersonOutcome]) -> dict[str, str]:
@@ -238,16 +250,31 @@ def export_aligned(people: list[PersonOutcome], folder: Path) -> int:
     return written
 
 
+@dataclass
+class EnrollRun:
+    """What one enrollment run decided, for the report and the summary."""
+
+    people: list[PersonOutcome]
+    ignored: list[tuple[Path, str]]
+    settings: EnrollmentSettings
+    embedder: str
+    ids: dict[str, str] = field(default_factory=dict)
+    same_people: dict[str, list[str]] = field(default_factory=dict)
+    status: int = EXIT_OK
+    written: bool = False
+    gallery_size: int = 0
+
+
 def enroll(args: argparse.Namespace, config: Config, path: Path) -> int:
-    """The main job: process SOURCE, report, and write the gallery when anything was accepted."""
+    """The main job: process SOURCE, write the report, then the gallery when anything was accepted."""
     started = time.perf_counter()
     quality = QualityConfig(min_face_px=args.min_face if args.min_face is not None else config.quality.min_face_px,
                             min_sharpness=config.quality.min_sharpness, max_yaw=config.quality.max_yaw)
     people_folders, ignored = scan_source(args.source)
-    detector, encoder, threshold = _models(config, quality.min_face_px)
+    detector, encoder, threshold = load_models(config, quality.min_face_px)
     settings = EnrollmentSettings(quality, CONSISTENCY_THRESHOLD, threshold)
-    export = (args.export_size, args.export_margin) if args.export_aligned else None
-    enroller = Enroller(detector, encoder, settings, export)
+    enroller = Enroller(detector, encoder, settings,
+                        (args.export_size, args.export_margin) if args.export_aligned else None)
     with gallery_lock(path) if not args.dry_run else contextlib.nullcontext():
         existing = previous_gallery(path, encoder.identity, args.replace)
         progress = Progress(sum(len(p.photos) for p in people_folders))
@@ -255,58 +282,77 @@ def enroll(args: argparse.Namespace, config: Config, path: Path) -> int:
         people = [enroller.person(folder, args.source, seen, lambda photo: progress.step(photo.relative))
                   for folder in people_folders]
         progress.close()
+        run = EnrollRun(people, ignored, settings, encoder.identity.model)
         accepted_names = {p.name for p in people if p.accepted}
         # merge: everyone else stays (also a person whose folder gave nothing keeps their old photos);
         # replace: only the people enrolled now. Both keep the ids people had under the same name.
         others = [] if args.replace else [p for p in existing.people if p.name not in accepted_names]
         reused = [p for p in existing.people if p.name in accepted_names]
-        same_people = likely_same_people(people, Gallery(encoder.identity, others), threshold)
+        run.same_people = likely_same_people(people, Gallery(encoder.identity, others), threshold)
         for person in people:
-            person.warnings.extend(f"looks like {other}: the same person twice?" for other in same_people.get(person.name, []))
+            person.warnings.extend(f"looks like {other}: the same person twice?"
+                                   for other in run.same_people.get(person.name, []))
         target = Gallery(encoder.identity, others + reused)
-        ids = apply_to_gallery(target, people)
-        enrolled = any(p.accepted for p in people)
-        status = EXIT_NOTHING if not enrolled else EXIT_PERSON_EMPTY if any(not p.accepted for p in people) else EXIT_OK
-        written = enrolled and not args.dry_run
-        if written:
+        run.ids = apply_to_gallery(target, people)
+        run.gallery_size = len(target.people)
+        run.status = (EXIT_NOTHING if not accepted_names else
+                      EXIT_PERSON_EMPTY if any(not p.accepted for p in people) else EXIT_OK)
+        run.written = bool(accepted_names) and not args.dry_run
+        report = write_outputs(args, path, run, started)
+        if run.written:  # last: a run that failed before this point leaves the gallery exactly as it was
             gallery_file.save(target, path)
-    print(summary_table(people))
-    for person in people:
-        for warning in person.warnings:
-            print(f"warning: {person.name}: {warning}")
-    for where, why in ignored:
-        print(f"ignored: {where.name}: {why}")
+    print_summary(args, path, run, report)
+    return run.status
+
+
+def write_outputs(args: argparse.Namespace, path: Path, run: EnrollRun, started: float) -> dict:
+    """Contact sheets, report.json and the exported crops; returns the report."""
     report_dir = private_folder(args.report_dir or path.parent / "enroll-report")
-    sheets = write_contact_sheets(people, report_dir)
-    photos = sum(len(p.photos) for p in people)
-    run = {
+    sheets = write_contact_sheets(run.people, report_dir)
+    quality = run.settings.quality
+    facts = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": str(args.source), "gallery": str(path), "mode": "replace" if args.replace else "merge",
-        "dry_run": args.dry_run, "gallery_written": written, "exit_status": status,
-        "embedder": encoder.identity.model,
+        "dry_run": args.dry_run, "gallery_written": run.written, "exit_status": run.status,
+        "embedder": run.embedder,
         "settings": {"min_face_px": quality.min_face_px, "min_sharpness": quality.min_sharpness,
-                     "max_yaw": quality.max_yaw, "dominance": settings.dominance,
-                     "near_duplicate": settings.near_duplicate, "consistency_threshold": settings.consistency_threshold,
-                     "duplicate_identity_threshold": threshold},
+                     "max_yaw": quality.max_yaw, "dominance": run.settings.dominance,
+                     "near_duplicate": run.settings.near_duplicate,
+                     "consistency_threshold": run.settings.consistency_threshold,
+                     "duplicate_identity_threshold": run.settings.duplicate_identity_threshold},
         "seconds": round(time.perf_counter() - started, 3),
+        "report": str(report_dir / "report.json"),
     }
-    report = report_dict(people, ids, sheets, same_people, [(str(p.relative_to(args.source)), w) for p, w in ignored], run)
-    write_report(report, report_dir / "report.json")
+    ignored = [(str(p.relative_to(args.source)), why) for p, why in run.ignored]
+    report = report_dict(run.people, run.ids, sheets, run.same_people, ignored, facts)
     if args.export_aligned:
-        count = export_aligned(people, args.export_aligned)
-        print(f"exported {count} aligned faces to {args.export_aligned}")
+        report["exported_aligned"] = export_aligned(run.people, args.export_aligned)
+    write_report(report, report_dir / "report.json")
+    return report
+
+
+def print_summary(args: argparse.Namespace, path: Path, run: EnrollRun, report: dict) -> None:
+    """The table, warnings and outcome on stdout; tells the daemon when the gallery changed."""
+    print(summary_table(run.people))
+    for person in run.people:
+        for warning in person.warnings:
+            print(f"warning: {person.name}: {warning}")
+    for where, why in run.ignored:
+        print(f"ignored: {where.name}: {why}")
+    if args.export_aligned:
+        print(f"exported {report['exported_aligned']} aligned faces to {args.export_aligned}")
     per_photo = f", {report['seconds_per_photo'] * 1000:.0f} ms per photo" if report["seconds_per_photo"] else ""
-    print(f"{report['accepted']} of {photos} photos accepted for {sum(bool(p.accepted) for p in people)} of "
-          f"{len(people)} people in {run['seconds']:.1f} s{per_photo}; report: {report_dir / 'report.json'}")
+    print(f"{report['accepted']} of {report['photos']} photos accepted for "
+          f"{sum(bool(p.accepted) for p in run.people)} of {len(run.people)} people in {report['seconds']:.1f} s"
+          f"{per_photo}; report: {report['report']}")
     if args.dry_run:
         print(f"--dry-run: {path} unchanged")
-    elif written:
-        print(f"gallery written: {path} ({len(target.people)} people)")
+    elif run.written:
+        print(f"gallery written: {path} ({run.gallery_size} people)")
         if args.notify_daemon:
             print(notify_daemon(args.daemon_pidfile, args.daemon_unit))
     else:
         print(f"nothing enrolled: {path} unchanged")
-    return status
 
 
 def _terminate(signum: int, frame: object) -> None:

@@ -1,0 +1,245 @@
+"""edge-enroll end to end on real photos mixed with hostile files: every file reported, good faces enrolled,
+the gallery replaced only by a run that finished."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge import enroll as enroll_cli
+from edge.enrollment import Enroller
+from edge.gallery import load
+from enroll_photos import cmyk_jpeg, jpeg, phone_photo, png_bomb, write
+
+AN = "Nguyễn Văn An"
+
+
+def val_photos(celebrities: Path, person: str) -> list[Path]:
+    return sorted((celebrities / "val" / person).iterdir())
+
+
+@pytest.fixture(scope="module")
+def small_source(celebrities, tmp_path_factory) -> Path:
+    """One person, three good photos."""
+    root = tmp_path_factory.mktemp("small")
+    for path in val_photos(celebrities, "elton_john")[:3]:
+        write(root / "Elton John" / path.name, path.read_bytes())
+    return root
+
+
+@pytest.fixture(scope="module")
+def hostile_source(celebrities, tmp_path_factory) -> Path:
+    """Real photos of three people plus every kind of bad input a stick can hold."""
+    root = tmp_path_factory.mktemp("stick")
+    ben = val_photos(celebrities, "ben_afflek")
+    for path in ben[:4]:
+        write(root / "Ben Affleck" / path.name, path.read_bytes())
+    write(root / "Ben Affleck" / "z copy of the first.JPG", ben[0].read_bytes())
+    write(root / "Ben Affleck" / "zero.jpg", b"")
+    write(root / "Ben Affleck" / "notes.png", b"this is a text file with a photo's name\n")
+    write(root / "Ben Affleck" / "cut.jpg", ben[4].read_bytes()[:3000])
+    write(root / "Ben Affleck" / "readme.txt", b"not a photo")
+    mindy = [cv2.imread(str(p)) for p in val_photos(celebrities, "mindy_kaling")]
+    an = root / AN
+    write(an / "ảnh một.jpg", jpeg(mindy[0]))
+    write(an / "cmyk.jpg", cmyk_jpeg(mindy[1]))
+    ok, grey = cv2.imencode(".png", cv2.cvtColor(mindy[2], cv2.COLOR_BGR2GRAY))
+    write(an / "xám.png", grey.tobytes())
+    write(an / "phone photo.jpg", phone_photo(mindy[3]))
+    ok, webp = cv2.imencode(".webp", mindy[4])
+    write(an / "2019" / "beach.webp", webp.tobytes())
+    write(an / "someone else.jpg", val_photos(celebrities, "elton_john")[4].read_bytes())
+    write(an / "huge 12000x9000.png", png_bomb())
+    small = cv2.resize(mindy[0], None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)
+    write(an / "tiny.jpg", jpeg(small))
+    rng = np.random.default_rng(5)
+    write(an / "nobody.png", cv2.imencode(".png", rng.integers(90, 110, (300, 300, 3), dtype=np.uint8))[1].tobytes())
+    jerry = cv2.imread(str(val_photos(celebrities, "jerry_seinfeld")[0]))
+    write(an / "two faces.jpg", jpeg(np.hstack([jerry, cv2.flip(jerry, 1)])))
+    os.symlink(".", an / "loop")
+    for path in sorted((celebrities / "train" / "ben_afflek").iterdir())[5:8]:
+        write(root / "Ben Again" / path.name, path.read_bytes())
+    (root / "Empty Person").mkdir()
+    write(root / "stray.jpg", ben[0].read_bytes())
+    return root
+
+
+@pytest.fixture(scope="module")
+def enrolled(small_source, hostile_source, tmp_path_factory):
+    """A gallery made from the small source, then the hostile source merged into it."""
+    work = tmp_path_factory.mktemp("enrolled")
+    gallery = work / "state" / "gallery.npz"
+    assert enroll_cli.main([str(small_source), "--gallery", str(gallery)]) == 0
+    first = load(gallery)
+    status = enroll_cli.main([str(hostile_source), "--gallery", str(gallery), "--report-dir", str(work / "report"),
+                              "--export-aligned", str(work / "aligned")])
+    report = json.loads((work / "report" / "report.json").read_text(encoding="utf-8"))
+    return {"status": status, "gallery": gallery, "first": first, "report": report, "work": work}
+
+
+def outcomes(report: dict, person: str) -> dict[str, str]:
+    entry = next(p for p in report["people"] if p["name"] == person)
+    return {photo["file"].split("/", 1)[1]: photo.get("code", "accepted") for photo in entry["photos"]}
+
+
+def test_every_bad_file_is_reported_with_its_reason(enrolled):
+    report = enrolled["report"]
+    assert outcomes(report, "Ben Affleck") == {
+        **{name: "accepted" for name in outcomes(report, "Ben Affleck") if name.startswith("http")},
+        "z copy of the first.JPG": "duplicate", "cut.jpg": "unreadable", "notes.png": "unreadable", "zero.jpg": "unreadable",
+    }
+    assert sum(code == "accepted" for code in outcomes(report, "Ben Affleck").values()) == 4
+    assert outcomes(report, AN) == {
+        "2019/beach.webp": "accepted", "cmyk.jpg": "accepted", "huge 12000x9000.png": "too_large",
+        "nobody.png": "no_face", "phone photo.jpg": "accepted", "someone else.jpg": "inconsistent",
+        "tiny.jpg": "too_small", "two faces.jpg": "several_faces", "xám.png": "accepted", "ảnh một.jpg": "accepted",
+    }
+    an = next(p for p in report["people"] if p["name"] == AN)
+    assert an["not_photos"] == [{"path": "loop", "reason": "symbolic link, not followed"}]
+    assert report["ignored"] == [{"path": "stray.jpg", "reason": "not in a person's folder"}]
+    empty = next(p for p in report["people"] if p["name"] == "Empty Person")
+    assert empty["accepted"] == 0 and "the folder has no photos" in empty["warnings"]
+
+
+def test_good_photos_are_enrolled_and_a_person_without_photos_fails_the_run(enrolled):
+    assert enrolled["status"] == enroll_cli.EXIT_PERSON_EMPTY
+    gallery = load(enrolled["gallery"])
+    counts = {p.name: len(p.embeddings) for p in gallery.people}
+    assert counts == {"Elton John": 3, "Ben Affleck": 4, AN: 5, "Ben Again": 3}
+    assert stat.S_IMODE(enrolled["gallery"].stat().st_mode) == 0o600
+    an = gallery.find(AN)
+    assert "Nguyễn Văn An/phone photo.jpg" in an.sources
+
+
+def test_merging_keeps_people_and_their_ids(enrolled):
+    before = enrolled["first"].find("Elton John")
+    after = load(enrolled["gallery"]).find("Elton John")
+    assert after.id == before.id
+    np.testing.assert_array_equal(after.embeddings, before.embeddings)
+
+
+def test_the_same_person_under_two_names_is_reported(enrolled):
+    again = next(p for p in enrolled["report"]["people"] if p["name"] == "Ben Again")
+    assert [entry.split(" (")[0] for entry in again["likely_same_as"]] == ["Ben Affleck"]
+    an = next(p for p in enrolled["report"]["people"] if p["name"] == AN)
+    assert an["likely_same_as"] == []
+
+
+def test_contact_sheets_and_exported_crops_are_written_owner_only(enrolled):
+    work, report = enrolled["work"], enrolled["report"]
+    an = next(p for p in report["people"] if p["name"] == AN)
+    sheet = work / "report" / an["contact_sheet"]
+    assert cv2.imread(str(sheet)) is not None
+    assert stat.S_IMODE(sheet.stat().st_mode) == 0o600
+    assert stat.S_IMODE((work / "report").stat().st_mode) == 0o700
+    crops = sorted(p.name for p in (work / "aligned" / AN).iterdir())
+    assert crops == ["beach.png", "cmyk.png", "phone photo.png", "xám.png", "ảnh một.png"]
+    assert cv2.imread(str(work / "aligned" / AN / "cmyk.png")).shape == (160, 160, 3)
+    assert report["seconds_per_photo"] > 0
+
+
+def test_dry_run_changes_nothing(small_source, tmp_path):
+    gallery = tmp_path / "gallery.npz"
+    assert enroll_cli.main([str(small_source), "--gallery", str(gallery), "--dry-run"]) == 0
+    assert not gallery.exists()
+    assert (tmp_path / "enroll-report" / "report.json").exists()
+
+
+def test_an_interrupted_run_leaves_the_gallery_as_it_was(enrolled, hostile_source, monkeypatch, tmp_path):
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(enrolled["gallery"], gallery)
+    before = gallery.read_bytes()
+    real_photo = Enroller.photo
+    calls = []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_photo(self, *args, **kwargs)
+
+    monkeypatch.setattr(Enroller, "photo", interrupted)
+    assert enroll_cli.main([str(hostile_source), "--gallery", str(gallery), "--replace"]) == enroll_cli.EXIT_INTERRUPTED
+    assert gallery.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gallery.npz.lock", "gallery.npz"]
+
+
+def test_a_run_that_fails_late_leaves_the_gallery_as_it_was(enrolled, small_source, tmp_path, capsys):
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(enrolled["gallery"], gallery)
+    before = gallery.read_bytes()
+    blocker = write(tmp_path / "not a folder", b"x")
+    status = enroll_cli.main([str(small_source), "--gallery", str(gallery), "--replace", "--report-dir", str(blocker)])
+    assert status == enroll_cli.EXIT_ERROR
+    assert gallery.read_bytes() == before
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("argv, words", [
+    ([], "give a SOURCE folder"),
+    (["/no/such/folder"], "/no/such/folder: not a folder"),
+    (["--list", "--remove", "x"], "cannot be combined"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
+    assert enroll_cli.main(argv) == enroll_cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err
+
+
+def test_list_and_remove(enrolled, tmp_path, capsys):
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(enrolled["gallery"], gallery)
+    assert enroll_cli.main(["--list", "--gallery", str(gallery)]) == 0
+    listed = capsys.readouterr().out
+    assert AN in listed and "Ben Again" in listed
+    assert enroll_cli.main(["--remove", "Ben Again", "--gallery", str(gallery)]) == 0
+    assert [p.name for p in load(gallery).people] == ["Elton John", "Ben Affleck", AN]
+    capsys.readouterr()
+    assert enroll_cli.main(["--remove", "Nobody", "--gallery", str(gallery)]) == enroll_cli.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'Nobody'" in err
+
+
+RECORDER = """
+import signal, sys, time
+def hup(signum, frame):
+    open(sys.argv[1], "a").write("HUP\\n")
+signal.signal(signal.SIGHUP, hup)
+print("ready", flush=True)
+time.sleep(30)
+"""
+
+
+def test_notify_daemon_sends_sighup_to_the_pidfile_process(enrolled, tmp_path, capsys):
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(enrolled["gallery"], gallery)
+    record = tmp_path / "signals.txt"
+    child = subprocess.Popen([sys.executable, "-c", RECORDER, str(record)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        pidfile = write(tmp_path / "edge-facerec.pid", f"{child.pid}\n".encode())
+        assert enroll_cli.main(["--remove", "Ben Again", "--gallery", str(gallery), "--notify-daemon",
+                                "--daemon-pidfile", str(pidfile)]) == 0
+        deadline = time.monotonic() + 5
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert record.read_text() == "HUP\n"
+        assert f"sent SIGHUP to the daemon (process {child.pid}" in capsys.readouterr().out
+    finally:
+        child.send_signal(signal.SIGTERM)
+        child.wait(5)
+    gone = write(tmp_path / "stale.pid", f"{child.pid}\n".encode())  # the process has exited
+    assert enroll_cli.main(["--remove", AN, "--gallery", str(gallery), "--notify-daemon",
+                            "--daemon-pidfile", str(gone)]) == 0
+    assert "daemon not running" in capsys.readouterr().out
