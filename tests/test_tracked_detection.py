@@ -50,13 +50,31 @@ def test_a_new_face_is_found_by_the_next_full_run(portrait):
     assert counts[5:] == [2, 2, 2]
 
 
+def test_a_cut_to_another_scene_runs_the_full_pass_at_once(portrait):
+    tracker = TrackingDetector(MTCNNDetector(DetectorSettings(min_face_size=40)), TrackingSettings(full_every=10))
+    for _ in range(3):
+        assert len(tracker.detect(scene(portrait, 20))) == 1
+    cut = scene(portrait, 20, second_at=400)
+    cut[cut == 110] = 230  # another background: the tracked face is still there, a new one beside it
+    assert len(tracker.detect(cut)) == 2
+    assert tracker.full_runs == 2
+
+
+def test_a_lost_face_is_searched_for_in_the_same_frame(portrait):
+    tracker = TrackingDetector(MTCNNDetector(DetectorSettings(min_face_size=40)), TrackingSettings(full_every=10))
+    tracker.detect(scene(portrait, 20))
+    jumped = tracker.detect(scene(portrait, 420))  # too far for the tracking pass
+    assert len(jumped) == 1 and jumped[0].box[0] > 380
+    assert tracker.full_runs == 2
+
+
 def test_a_face_that_leaves_is_dropped_at_once(portrait):
     tracker = TrackingDetector(MTCNNDetector(DetectorSettings(min_face_size=40)))
     assert len(tracker.detect(scene(portrait, 20))) == 1
     assert tracker.detect(np.full((480, 640, 3), 110, np.uint8)) == []
 
 
-@pytest.mark.parametrize("bad", [dict(full_every=0), dict(keep_threshold=2.0), dict(growth=())])
+@pytest.mark.parametrize("bad", [dict(full_every=0), dict(keep_threshold=2.0), dict(growth=()), dict(scene_change=0)])
 def test_tracking_settings_out_of_range_are_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrackingSettings(**bad)
