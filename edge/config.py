@@ -101,7 +101,7 @@ class QualityConfig:
     """Faces below these are tracked but not used to decide who someone is."""
 
     min_face_px: int = 40  # face box height
-    min_sharpness: float = 30.0  # variance of the Laplacian of the aligned grey crop
+    min_sharpness: float = 15.0  # variance of the Laplacian of the aligned grey crop (docs/enroll.md)
     max_yaw: float = 0.6  # nose offset from the eyes' midline, as a fraction of the eye distance
 
 

@@ -54,7 +54,7 @@ from .gallery import EmbedderIdentity, Gallery, GalleryError
 from .model_files import load_manifest
 from .photos import scan_source
 
-CONSISTENCY_THRESHOLD = 0.40  # median cosine a photo needs to the person's other photos (docs/enroll.md)
+CONSISTENCY_THRESHOLD = 0.45  # median cosine a photo needs to the person's other photos (docs/enroll.md)
 EXIT_OK, EXIT_PERSON_EMPTY, EXIT_USAGE, EXIT_NOTHING, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
