@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"edge-enroll: error: {error} (see edge-enroll --help)", file=sys.stderr)
         return EXIT_USAGE
-    signal.signal(signal.SIGTERM, _terminate)
+    previous_handler = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl-C
     try:
         config = read_config(args.config)
         path = args.gallery or config.recognition.gallery
@@ -382,8 +382,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"edge-enroll: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except OSError as error:
-        print(f"edge-enroll: error: {error.filename or ''}: {error.strerror or error}", file=sys.stderr)
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"edge-enroll: error: {where}{error.strerror or error}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        signal.signal(signal.SIGTERM, previous_handler)
 
 
 if __name__ == "__main__":

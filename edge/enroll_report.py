@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import unicodedata
 from dataclasses import asdict
 from pathlib import Path
@@ -194,8 +193,3 @@ def report_dict(people: list[PersonOutcome], ids: dict[str, str], sheets: dict[s
 def write_report(report: dict[str, Any], path: Path) -> None:
     """The JSON report to ``path``, owner-only."""
     write_private(path, json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"))
-
-
-def elapsed_since(started: float) -> float:
-    """Seconds since ``started`` (a perf_counter value), rounded for reports."""
-    return round(time.perf_counter() - started, 3)

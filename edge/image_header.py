@@ -8,8 +8,6 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-FORMATS = ("jpeg", "png", "bmp", "webp")
-
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 _JPEG_NO_LENGTH = {0x01, *range(0xD0, 0xDA)}  # TEM, RSTn, SOI, EOI
 
@@ -29,7 +27,8 @@ class ImageHeader:
 
 
 def read_header(data: bytes) -> ImageHeader | None:
-    """The format and size in ``data``, or None when it is none of :data:`FORMATS` or is cut short."""
+    """The format ("jpeg", "png", "bmp", "webp") and size in ``data``, or None when it is none of
+    those or its header is cut short."""
     try:
         if data.startswith(b"\xff\xd8"):
             return _jpeg(data)

@@ -116,7 +116,7 @@ def main() -> int:
             impostor.append(float(np.median(rows @ embeddings[other][0])))
     print("consistency, genuine photo: median cosine to the others ", pct(genuine))
     print("consistency, impostor photo: median cosine to the person", pct(impostor))
-    for t in (0.25, 0.3, 0.35, 0.4, threshold):
+    for t in (0.25, 0.3, 0.35, 0.4, 0.45, threshold):
         print(f"  threshold {t:.3f}: genuine left out {np.mean(np.array(genuine) < t):.1%}, "
               f"impostors kept {np.mean(np.array(impostor) >= t):.2%}")
 
@@ -130,6 +130,9 @@ def main() -> int:
                 copies.append(float(measured[0] @ emb))
     print("near-duplicates: cosine to a re-encoded copy ", pct(copies))
     print("near-duplicates: highest cosine of 2 distinct photos per person", pct(max_distinct, (50, 95, 99, 100)))
+    for limit in (0.93, 0.95, 0.97):
+        print(f"  near-duplicate at {limit}: copies caught {np.mean(np.array(copies) >= limit):.1%}, people losing a "
+              f"distinct photo {np.mean(np.array(max_distinct) >= limit):.1%}")
 
     def median_to_others(name: str, index: int, embedding: np.ndarray) -> float:
         others = [e for j, e in enumerate(embeddings[name]) if j != index]
@@ -151,8 +154,9 @@ def main() -> int:
                 continue
             sharp.append(measured[1].sharpness)
             cos.append(median_to_others(name, index, measured[0]))
-        print(f"  sigma {sigma}: sharpness {pct(sharp, (5, 50, 95))} | cosine {pct(cos, (5, 50))} "
-              f"below threshold {np.mean(np.array(cos) < threshold):.1%}")
+        print(f"  sigma {sigma}: sharpness {pct(sharp, (1, 5, 50, 95))} | cosine {pct(cos, (5, 50))} "
+              f"below threshold {np.mean(np.array(cos) < threshold):.1%}; sharpness below 15: "
+              f"{np.mean(np.array(sharp) < 15):.1%}, below 30: {np.mean(np.array(sharp) < 30):.1%}")
 
     print("face height (photo shrunk): median cosine to the other photos")
     for height in (24, 32, 40, 60, 80):
