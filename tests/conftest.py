@@ -35,3 +35,18 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"evaluation data not found at {path} (a fresh machine has none; set EDGE_EVAL_DATA)")
     return path
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(tmp_path_factory):
+    """A mosquitto on loopback for the MQTT tests (plain, TLS, client-certificate listeners), with the
+    ACL documented in docs/mqtt.md; skips where mosquitto is not installed."""
+    from mosquitto import Broker, available, documented_acl
+
+    reason = available()
+    if reason:
+        pytest.skip(reason)
+    broker = Broker(tmp_path_factory.mktemp("mosquitto"), acl=documented_acl())
+    broker.start()
+    yield broker
+    broker.stop()
