@@ -2,7 +2,10 @@
 
 Similarity is the cosine between unit embeddings; a person's similarity is the best over
 their enrolled photos (best-of-k). A face is known when that best similarity reaches the
-model's threshold (calibrated on LFW at a false-accept rate of 1e-3, from the manifest).
+decision threshold: the model's pair threshold (calibrated on LFW at a false-accept rate of
+1e-3, from the manifest), raised with the size of the gallery so that a stranger, who is
+compared with every enrolled photo, is still accepted only about once in a thousand
+(:func:`decision_threshold`; figures in docs/recognition.md).
 
 The published score maps similarity s and threshold t to [0, 1], monotonically, with 0.5
 exactly at the decision threshold:
@@ -20,7 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import EdgeError
 from .gallery import EmbedderIdentity, Gallery, GalleryError
+from .model_files import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,24 @@ def gallery_threshold(tail: Sequence[Sequence[float]], comparisons: int, strange
     index = 1 if target < logs[0] else next(i for i in range(1, len(points)) if logs[i] >= target)
     (f0, t0), (f1, t1) = (logs[index - 1], points[index - 1][1]), (logs[index], points[index][1])
     return float(min(0.999, t0 + (t1 - t0) * (target - f0) / (f1 - f0)))
+
+
+def decision_threshold(spec: ModelSpec, gallery: Gallery, override: float | None = None,
+                       stranger_far: float = 1e-3) -> float:
+    """The cosine a face must reach to be named, for this model and this gallery.
+
+    ``override`` (the owner's ``recognition.threshold``) wins. Otherwise the pair threshold of
+    the manifest (FAR 1e-3 on LFW), raised by :func:`gallery_threshold` so that a stranger
+    compared with every enrolled photo is accepted with probability about ``stranger_far``.
+    """
+    if override is not None:
+        return override
+    if spec.match_threshold is None:
+        raise EdgeError(f"model {spec.name!r} has no calibrated match_threshold: set recognition.threshold")
+    if not spec.impostor_tail:
+        return spec.match_threshold
+    comparisons = sum(len(person.embeddings) for person in gallery.people)
+    return max(spec.match_threshold, gallery_threshold(spec.impostor_tail, comparisons, stranger_far))
 
 
 class Matcher:

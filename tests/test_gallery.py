@@ -146,3 +146,20 @@ def test_gallery_threshold_rises_with_the_number_of_comparisons():
     assert gallery_threshold(TAIL, 1, 0.5) == pytest.approx(0.40)  # looser than the tail: its loosest point
     with pytest.raises(ValueError, match="stranger_far"):
         gallery_threshold(TAIL, 10, 0.0)
+
+
+def test_decision_threshold_grows_with_the_gallery_and_yields_to_the_owner(gallery):
+    from dataclasses import replace
+
+    from edge.matcher import decision_threshold
+    from edge.model_files import load_manifest
+
+    spec = replace(load_manifest().embedder(), match_threshold=0.50, impostor_tail=tuple(map(tuple, TAIL)))
+    small = decision_threshold(spec, gallery)  # 5 enrolled photos
+    bigger = Gallery(IDENTITY, list(gallery.people))
+    bigger.add("third person", unit(np.random.default_rng(3).normal(size=(20, 8))), [f"{i}.jpg" for i in range(20)])
+    assert 0.55 < small < decision_threshold(spec, bigger) < 0.71  # 5 photos: each comparison at FAR 2e-4
+    assert decision_threshold(spec, Gallery(IDENTITY)) == pytest.approx(0.50)  # never below the pair threshold
+    assert decision_threshold(spec, bigger, override=0.42) == 0.42
+    assert decision_threshold(spec, gallery, stranger_far=1e-2) < small
+    assert decision_threshold(replace(spec, impostor_tail=()), bigger) == 0.50

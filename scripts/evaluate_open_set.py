@@ -1,0 +1,158 @@
+"""Open-set identification on LFW by gallery size: how the stranger false-accept rate grows with
+the number of enrolled people, and what the gallery-size-aware threshold does about it.
+
+Data and cache as ``scripts/evaluate_lfw.py`` (run it first: this script reuses its cached
+detections and embeddings). The split is the one of that script: people with at least 5 photos
+enroll their first 3 and are probed with the rest; the 4,069 people with exactly one photo are
+strangers.
+
+The impostor tail (the cosine exceeded by a fraction p of single cross-identity pairs, for p
+from 1e-2 down to 1e-7) is measured on the images of ``pairs.txt`` **without** any stranger,
+so the strangers probed here took no part in calibrating it. For each gallery size G (random
+draws of G known people), two thresholds are compared:
+
+- fixed: the pair threshold at FAR 1e-3 (the manifest's ``match_threshold``);
+- gallery-aware: the pair threshold at FAR p = target / N, N the number of enrolled embeddings
+  (a stranger is accepted when any of the N comparisons passes; ``edge.matcher`` does this).
+
+    python scripts/evaluate_open_set.py --markdown /tmp/open_set.md --json /tmp/open_set.json
+    python scripts/evaluate_open_set.py --tail-only   # the tail to store in models/manifest.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_lfw import (  # noqa: E402
+    LFW_IMAGES, CropSource, detect_all, embed_config, impostor_thresholds, lfw_dir, list_people,
+    open_set_split, person_of, read_pairs,
+)
+from edge.matcher import gallery_threshold  # noqa: E402
+from edge.model_files import load_manifest  # noqa: E402
+
+TAIL_FARS = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7]  # 3e-7: ~4 of ~12.7 million pairs
+GALLERY_SIZES = [5, 10, 25, 100, 423]
+TARGET = 1e-3
+
+
+@dataclass
+class SizeResult:
+    people: int
+    draws: int
+    rule: str  # best-of-3 or centroid
+    threshold_rule: str  # fixed or gallery-aware
+    threshold: float  # mean over draws
+    rank1: float
+    accepted_correct: float
+    stranger_false_accepts: float
+    strangers_accepted: int
+    stranger_trials: int
+
+
+def scores(vectors: np.ndarray, enrolled: np.ndarray, rule: str) -> np.ndarray:
+    """(M, G) person scores of probe vectors against enrolled (G, 3, D)."""
+    if rule == "centroid":
+        centres = enrolled.mean(axis=1)
+        centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+        return vectors @ centres.T
+    return (vectors @ enrolled.reshape(-1, enrolled.shape[-1]).T).reshape(len(vectors), len(enrolled), 3).max(axis=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, help="evaluation data folder holding lfw/")
+    parser.add_argument("--model", help="embedder (default: the manifest's default)")
+    parser.add_argument("--draws", type=int, default=20, help="random galleries per size (one at the full size)")
+    parser.add_argument("--tail-only", action="store_true", help="print the impostor tail as manifest JSON and stop")
+    parser.add_argument("--markdown", type=Path)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args(argv)
+    lfw = lfw_dir(args.data)
+    if lfw is None:
+        print("evaluate_open_set: no LFW found (set --data or EDGE_EVAL_DATA)", file=sys.stderr)
+        return 2
+    manifest = load_manifest()
+    spec = manifest.embedder(args.model)
+    images = lfw / LFW_IMAGES
+    people = list_people(images)
+    split = open_set_split(people, None)
+    stranger_set = set(split.strangers)
+    pairs = read_pairs(lfw / "pairs.txt")
+    tail_images = [n for n in dict.fromkeys(x for p in pairs for x in (p.first, p.second)) if n not in stranger_set]
+    names = tail_images if args.tail_only else list(dict.fromkeys(
+        tail_images + [n for e in split.enrolled for n in e] + split.probes + split.strangers))
+    detections = detect_all(names, images, manifest)
+    faces, _ = detections.faces()
+    emb = embed_config(spec, None, spec.alignment, names, CropSource(images, names, faces))
+    vectors = dict(zip(names, emb.vectors(spec.flip_fusion)))
+
+    identities = np.unique([person_of(n) for n in tail_images], return_inverse=True)[1]
+    tail, pair_count = impostor_thresholds(np.stack([vectors[n] for n in tail_images]), identities, TAIL_FARS)
+    tail_table = [[far, round(t, 4)] for far, t in zip(TAIL_FARS, tail)]
+    print(f"impostor tail of {spec.name} ({pair_count:,} cross-identity pairs among {len(tail_images)} images, "
+          f"no strangers): {json.dumps(tail_table)}", file=sys.stderr)
+    if args.tail_only:
+        print(json.dumps(tail_table))
+        return 0
+    fixed = dict(tail_table)[1e-3]
+
+    enrolled_all = np.stack([[vectors[n] for n in e] for e in split.enrolled])  # (P, 3, D)
+    probe_vectors = np.stack([vectors[n] for n in split.probes])
+    stranger_vectors = np.stack([vectors[n] for n in split.strangers])
+    rng = np.random.default_rng(0)
+    results: list[SizeResult] = []
+    for size in GALLERY_SIZES:
+        draws = 1 if size >= len(enrolled_all) else args.draws
+        for rule in ("best-of-3", "centroid"):
+            comparisons = size * (3 if rule == "best-of-3" else 1)
+            aware = gallery_threshold(tail_table, comparisons, TARGET)
+            for threshold_rule, threshold in (("fixed", fixed), ("gallery-aware", aware)):
+                rank1 = accepted = trials = 0.0
+                stranger_hits = stranger_trials = 0
+                for _ in range(draws):
+                    chosen = np.sort(rng.choice(len(enrolled_all), size, replace=False))
+                    mask = np.isin(split.probe_identity, chosen)
+                    truth = np.searchsorted(chosen, split.probe_identity[mask])
+                    probe_scores = scores(probe_vectors[mask], enrolled_all[chosen], rule)
+                    best = probe_scores.argmax(axis=1)
+                    best_score = probe_scores.max(axis=1)
+                    rank1 += float(np.sum(best == truth))
+                    accepted += float(np.sum((best == truth) & (best_score >= threshold)))
+                    trials += len(truth)
+                    stranger_best = scores(stranger_vectors, enrolled_all[chosen], rule).max(axis=1)
+                    stranger_hits += int(np.sum(stranger_best >= threshold))
+                    stranger_trials += len(stranger_best)
+                results.append(SizeResult(size, draws, rule, threshold_rule, threshold, rank1 / trials,
+                                          accepted / trials, stranger_hits / stranger_trials, stranger_hits,
+                                          stranger_trials))
+                r = results[-1]
+                print(f"G={size:3d} {rule:9s} {threshold_rule:13s} thr {threshold:.3f}: rank-1 {100 * r.rank1:.2f}% "
+                      f"accepted {100 * r.accepted_correct:.2f}% strangers {100 * r.stranger_false_accepts:.3f}% "
+                      f"({stranger_hits}/{stranger_trials})", file=sys.stderr)
+
+    lines = [f"Embedder {spec.name} ({spec.alignment} alignment). Impostor tail from {pair_count:,} cross-identity "
+             f"pairs among {len(tail_images)} images of `pairs.txt` without any stranger. "
+             f"Target stranger false-accept rate {TARGET:g}. {len(split.strangers)} strangers per draw.", "",
+             "| enrolled people | draws | matching | threshold | cosine | rank-1 % | accepted correctly % | "
+             "stranger false accepts % (count) |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r.people} | {r.draws} | {r.rule} | {r.threshold_rule} | {r.threshold:.3f} | "
+                     f"{100 * r.rank1:.2f} | {100 * r.accepted_correct:.2f} | "
+                     f"{100 * r.stranger_false_accepts:.3f} ({r.strangers_accepted} of {r.stranger_trials:,}) |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.markdown:
+        args.markdown.write_text(table)
+    if args.json:
+        args.json.write_text(json.dumps({"tail": tail_table, "results": [asdict(r) for r in results]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
