@@ -92,7 +92,8 @@ class RecognitionConfig:
 
     gallery: Path = DEFAULT_STATE_DIR / "gallery.npz"
     embedder: str | None = None  # manifest name; None: the manifest's default
-    threshold: float | None = None  # cosine needed to name a person; None: the manifest's calibrated value
+    threshold: float | None = None  # cosine needed to name a person; None: from the manifest and the gallery size
+    stranger_far: float = 0.001  # share of strangers' faces that may be taken for someone enrolled (sets the threshold)
     threads: int = 2
 
 
@@ -191,6 +192,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "detector.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
     "detector.full_every": lambda v: "must be at least 1" if v < 1 else None,
     "recognition.threshold": lambda v: "must be between 0 and 1" if v is not None and not 0 < v < 1 else None,
+    "recognition.stranger_far": lambda v: "must be between 0 and 0.1" if not 0 < v <= 0.1 else None,
     "recognition.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
     "quality.min_face_px": lambda v: "must not be negative" if v < 0 else None,
     "quality.min_sharpness": lambda v: "must not be negative" if v < 0 else None,
