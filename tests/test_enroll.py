@@ -243,3 +243,26 @@ def test_notify_daemon_sends_sighup_to_the_pidfile_process(enrolled, tmp_path, c
     assert enroll_cli.main(["--remove", AN, "--gallery", str(gallery), "--notify-daemon",
                             "--daemon-pidfile", str(gone)]) == 0
     assert "daemon not running" in capsys.readouterr().out
+
+
+def test_group_photos_bystanders_and_resized_copies_in_the_evaluation_data(shared_data, tmp_path):
+    """Real group photos are refused, a photo with a small bystander is kept, a resized copy is a duplicate."""
+    faces = shared_data / "faces-small"
+    layout = {
+        "Obama": {"obama.jpg": "knn/train/obama/obama.jpg", "obama1.jpg": "knn/test/obama1.jpg",
+                  "z same photo 720p.jpg": "obama-720p.jpg", "with biden.jpg": "knn/test/obama_and_biden.jpg"},
+        "Kit Harington": {"john1.jpeg": "knn/train/kit_harington/john1.jpeg",
+                          "john2.jpeg": "knn/train/kit_harington/john2.jpeg",
+                          "with rose.jpg": "knn/test/kit_with_rose.jpg"},
+    }
+    source = tmp_path / "stick"
+    for person, files in layout.items():
+        for name, original in files.items():
+            write(source / person / name, (faces / original).read_bytes())
+    status = enroll_cli.main([str(source), "--gallery", str(tmp_path / "gallery.npz"), "--report-dir", str(tmp_path / "r")])
+    report = json.loads((tmp_path / "r" / "report.json").read_text(encoding="utf-8"))
+    assert status == enroll_cli.EXIT_OK
+    assert outcomes(report, "Obama") == {"obama.jpg": "accepted", "obama1.jpg": "accepted",
+                                         "z same photo 720p.jpg": "duplicate", "with biden.jpg": "several_faces"}
+    assert outcomes(report, "Kit Harington") == {"john1.jpeg": "accepted", "john2.jpeg": "accepted",
+                                                 "with rose.jpg": "several_faces"}
