@@ -43,7 +43,7 @@ import cv2
 
 from . import gallery as gallery_file
 from .config import DEFAULT_CONFIG_PATH, Config, QualityConfig, load_config
-from .daemon_notify import DEFAULT_UNIT, notify_daemon
+from .daemon_notify import DEFAULT_UNIT, NotifyError, notify_daemon
 from .enroll_report import (Progress, private_folder, report_dict, summary_table, write_contact_sheets,
                             write_private, write_report)
 from .detector import DetectorSettings, MTCNNDetector
@@ -185,8 +185,17 @@ def remove_person(args: argparse.Namespace, path: Path) -> int:
         gallery_file.save(gallery, path, allow_empty=True)
     print(f"removed {person.name} ({person.id}) from {path}")
     if args.notify_daemon:
-        print(notify_daemon(args.daemon_pidfile, args.daemon_unit))
+        tell_daemon(args)
     return EXIT_OK
+
+
+def tell_daemon(args: argparse.Namespace) -> None:
+    """SIGHUP to the daemon; a failure is a warning (the gallery is already written), not an error."""
+    try:
+        print(notify_daemon(args.daemon_pidfile, args.daemon_unit))
+    except NotifyError as error:
+        print(f"edge-enroll: warning: the daemon was not told to reload ({error}); "
+              "run: systemctl reload edge-facerec", file=sys.stderr)
 
 
 @functools.lru_cache(maxsize=2)
@@ -350,7 +359,7 @@ def print_summary(args: argparse.Namespace, path: Path, run: EnrollRun, report: 
     elif run.written:
         print(f"gallery written: {path} ({run.gallery_size} people)")
         if args.notify_daemon:
-            print(notify_daemon(args.daemon_pidfile, args.daemon_unit))
+            tell_daemon(args)
     else:
         print(f"nothing enrolled: {path} unchanged")
 

@@ -266,3 +266,14 @@ def test_group_photos_bystanders_and_resized_copies_in_the_evaluation_data(share
                                          "z same photo 720p.jpg": "duplicate", "with biden.jpg": "several_faces"}
     assert outcomes(report, "Kit Harington") == {"john1.jpeg": "accepted", "john2.jpeg": "accepted",
                                                  "with rose.jpg": "several_faces"}
+
+
+def test_a_daemon_that_cannot_be_told_is_a_warning_not_a_failure(enrolled, tmp_path, capsys):
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(enrolled["gallery"], gallery)
+    garbage = write(tmp_path / "bad.pid", b"not a pid\n")
+    assert enroll_cli.main(["--remove", "Ben Again", "--gallery", str(gallery), "--notify-daemon",
+                            "--daemon-pidfile", str(garbage)]) == 0
+    assert "Ben Again" not in [p.name for p in load(gallery).people]
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not a process id" in err and "systemctl reload edge-facerec" in err
