@@ -183,7 +183,7 @@ def report_dict(people: list[PersonOutcome], ids: dict[str, str], sheets: dict[s
             "likely_same_as": same_people.get(person.name, []),
             "contact_sheet": sheets.get(person.name),
             "photos": [_photo_entry(number, photo) for number, photo in enumerate(person.photos, 1)],
-            "not_photos": [{"path": str(path.relative_to(person.folder.path)), "reason": why}
+            "not_photos": [{"path": str(path.relative_to(person.folder.path.parent)), "reason": why}
                            for path, why in person.folder.ignored],
         } for person in people],
         "ignored": [{"path": path, "reason": why} for path, why in ignored],

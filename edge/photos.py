@@ -71,21 +71,22 @@ def _ignored_entry(name: str) -> bool:
 
 def scan_source(source: Path) -> tuple[list[PersonFolder], list[tuple[Path, str]]]:
     """The person folders in ``source`` (sorted by name) and the top-level entries not used, with why."""
-    people: list[PersonFolder] = []
+    people: dict[str, PersonFolder] = {}
     ignored: list[tuple[Path, str]] = []
     for entry in sorted(os.scandir(source), key=lambda e: e.name):
         path = Path(entry.path)
+        name = display_name(entry.name)
         if _ignored_entry(entry.name):
             continue
         if entry.is_symlink():
             ignored.append((path, "symbolic link, not followed"))
-        elif entry.is_dir(follow_symlinks=False):
-            person = PersonFolder(display_name(entry.name), path)
-            _collect(path, person)
-            people.append(person)
-        else:
+        elif not entry.is_dir(follow_symlinks=False):
             ignored.append((path, "not in a person's folder"))
-    return people, ignored
+        elif not name:
+            ignored.append((path, "folder name is empty once spaces are removed"))
+        else:  # folders whose names differ only in Unicode form or outer spaces are one person
+            _collect(path, people.setdefault(name, PersonFolder(name, path)))
+    return sorted(people.values(), key=lambda person: person.name), ignored
 
 
 def _collect(folder: Path, person: PersonFolder) -> None:

@@ -86,6 +86,8 @@ def test_scan_finds_person_folders_nested_photos_and_reports_the_rest(tmp_path, 
     write(person / "._ảnh một.JPG", b"AppleDouble")
     os.symlink(".", person / "loop")
     os.symlink("self", person / "self")
+    write(tmp_path / f" {unicodedata.normalize('NFC', 'Nguyễn Văn An')}" / "from windows.jpg", data)
+    (tmp_path / "   ").mkdir()
     (tmp_path / "Empty Person").mkdir()
     (tmp_path / "System Volume Information").mkdir()
     write(tmp_path / "stray.jpg", data)
@@ -93,9 +95,11 @@ def test_scan_finds_person_folders_nested_photos_and_reports_the_rest(tmp_path, 
     assert [p.name for p in people] == ["Empty Person", "Nguyễn Văn An"]
     an = people[1]
     assert an.name == unicodedata.normalize("NFC", "Nguyễn Văn An")
-    assert sorted(p.relative_to(person).as_posix() for p in an.photos) == ["2019/holiday.jpeg", "ảnh một.JPG"]
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in an.photos) == sorted(
+        [f"{nfd_name}/2019/holiday.jpeg", f"{nfd_name}/ảnh một.JPG", f" {an.name}/from windows.jpg"])
     reasons = {p.name: why for p, why in an.ignored}
     assert reasons == {"notes.txt": "not a photo (.txt)", "loop": "symbolic link, not followed",
                        "self": "symbolic link, not followed"}
-    assert [(p.name, why) for p, why in ignored] == [("stray.jpg", "not in a person's folder")]
+    assert [(p.name, why) for p, why in ignored] == [("   ", "folder name is empty once spaces are removed"),
+                                                     ("stray.jpg", "not in a person's folder")]
     assert people[0].photos == []
