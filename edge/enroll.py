@@ -149,10 +149,11 @@ def previous_gallery(path: Path, identity: EmbedderIdentity, replace: bool) -> G
         return Gallery(identity)
     try:
         existing = gallery_file.load(path)
-    except GalleryError:
-        if replace:
-            return Gallery(identity)
-        raise
+    except GalleryError as error:
+        if not replace:
+            raise
+        print(f"edge-enroll: note: {error}; --replace writes a new one", file=sys.stderr)
+        return Gallery(identity)
     if existing.embedder != identity:
         if replace:
             return Gallery(identity)

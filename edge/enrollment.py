@@ -9,6 +9,7 @@ match the person's other photos is left out as probably someone else's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -162,8 +163,10 @@ class Enroller:
         if self.export is not None:
             outcome.export_crop = margin_crop(rgb, face, size=self.export[0], margin=self.export[1])
 
-    def person(self, folder: PersonFolder, source: Path, seen: dict[str, str], progress=None) -> PersonOutcome:
-        """All of a person's photos processed, copies and inconsistent photos left out."""
+    def person(self, folder: PersonFolder, source: Path, seen: dict[str, str],
+               progress: Callable[[PhotoOutcome], None] | None = None) -> PersonOutcome:
+        """All of a person's photos processed (``progress`` called after each), copies and
+        inconsistent photos left out."""
         outcome = PersonOutcome(folder)
         for path in folder.photos:
             outcome.photos.append(self.photo(path, str(path.relative_to(source)), seen))
