@@ -277,3 +277,22 @@ def test_a_daemon_that_cannot_be_told_is_a_warning_not_a_failure(enrolled, tmp_p
     assert "Ben Again" not in [p.name for p in load(gallery).people]
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a process id" in err and "systemctl reload edge-facerec" in err
+
+
+def test_sigterm_during_a_run_leaves_the_gallery_as_it_was(enrolled, hostile_source, tmp_path):
+    """The real signal, as systemd sends it when the stick is pulled out (BindsTo) or the unit is stopped."""
+    gallery = tmp_path / "gallery.npz"
+    shutil.copy(enrolled["gallery"], gallery)
+    before = gallery.read_bytes()
+    run = subprocess.Popen([sys.executable, "-m", "edge.enroll", str(hostile_source), "--gallery", str(gallery),
+                            "--replace"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / ".gallery.npz.lock"  # taken once the models are loaded, just before the photos
+    deadline = time.monotonic() + 60
+    while not lock.exists() and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    run.send_signal(signal.SIGTERM)
+    out, err = run.communicate(timeout=60)
+    assert run.returncode == enroll_cli.EXIT_INTERRUPTED, out + err
+    assert "interrupted; the gallery was left as it was" in err
+    assert gallery.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".gallery.npz.lock", "gallery.npz"]
