@@ -1,6 +1,6 @@
 """edge-actions: subscribe to the daemon's events and run configured commands (a door strike, a siren).
 
-    edge-actions --config /etc/edge-facerec/actions.yaml [--check]
+    edge-actions --config /etc/edge-actions/actions.yaml [--check]
 
 Nothing from a payload is ever executed or put on a command line: each rule's argv comes
 from the config, no shell is involved, and event values reach the program only as

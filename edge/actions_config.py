@@ -14,7 +14,7 @@ from typing import Literal
 
 from .config import ConfigError, MqttClientConfig, build_section, read_yaml, slug, validate_mqtt_client
 
-DEFAULT_ACTIONS_PATH = Path("/etc/edge-facerec/actions.yaml")
+DEFAULT_ACTIONS_PATH = Path("/etc/edge-actions/actions.yaml")
 
 
 @dataclass(frozen=True)

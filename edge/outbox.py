@@ -16,17 +16,19 @@ The file, and SQLite's -wal/-shm files next to it, are owner-only (0600).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from .errors import EdgeError
 
 log = logging.getLogger("edge-facerec.outbox")
+EXPIRE_EVERY_S = 1.0  # pending() looks for expired rows at most this often (add() always does)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -78,6 +80,7 @@ class Outbox:
         self.max_age_s = max_age_s
         self._clock = clock
         self._lock = threading.Lock()
+        self._expired_at = -math.inf  # when pending() last dropped expired rows
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
@@ -88,6 +91,7 @@ class Outbox:
         except (OSError, sqlite3.Error) as error:
             raise OutboxError(f"{self.path}: cannot open the MQTT outbox ({error})") from None
         self._restrict_permissions()
+        self.dropped = self.stats().dropped  # kept current by the bounds, for a cheap check per event
 
     def _restrict_permissions(self) -> None:
         for suffix in ("", "-wal", "-shm"):
@@ -113,19 +117,23 @@ class Outbox:
 
     def pending(self, after_seq: int = 0, limit: int = 100) -> list[QueuedMessage]:
         """Up to ``limit`` stored messages with seq above ``after_seq``, oldest first (expired ones dropped)."""
+        now = self._clock()
         with self._lock:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._expire(self._clock())
+            if abs(now - self._expired_at) >= EXPIRE_EVERY_S:
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    self._expire(now)
+                self._expired_at = now
             rows = self._db.execute("SELECT seq, event_id, topic, payload FROM events WHERE seq > ? ORDER BY seq "
                                     "LIMIT ?", (after_seq, limit)).fetchall()
         return [QueuedMessage(seq, event_id, topic, bytes(payload)) for seq, event_id, topic, payload in rows]
 
-    def remove(self, seq: int) -> None:
-        """Forget a message the broker acknowledged (no-op if a bound already dropped it)."""
+    def remove(self, seqs: Iterable[int]) -> None:
+        """Forget messages the broker acknowledged, in one transaction (a seq already dropped is skipped)."""
         with self._lock:
             with self._db:
-                self._db.execute("DELETE FROM events WHERE seq = ?", (seq,))
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq in seqs])
 
     def stats(self) -> OutboxStats:
         """Pending and dropped counts."""
@@ -157,6 +165,7 @@ class Outbox:
         self._db.executemany("DELETE FROM events WHERE seq = ?", [(seq,) for seq, _, _ in rows])
         self._db.execute("INSERT INTO counters (name, value) VALUES (?, ?) "
                          "ON CONFLICT(name) DO UPDATE SET value = value + excluded.value", (counter, len(rows)))
+        self.dropped += len(rows)
         first = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(rows[0][2]))
         log.warning("MQTT outbox: dropped %d undelivered event(s) because %s; the oldest was %s queued %s",
                     len(rows), reason, rows[0][1], first)

@@ -48,7 +48,7 @@ class MqttPublisher:
         self._retained: dict[str, bytes] = {}  # topic -> payload, re-sent on every connect
         self._status: dict[str, Any] = {}
         self._figures: set[str] = set()  # status figures with a discovery config
-        self._dropped_reported = self.outbox.stats().dropped
+        self._dropped_reported = self.outbox.dropped
         self._closed = False
         # sender thread only:
         self._work: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
@@ -96,9 +96,8 @@ class MqttPublisher:
             self.connection.client.publish(self.topics.events, payload, qos=1)
             return
         self._work.put(("pump", None))
-        dropped = self.outbox.stats().dropped
-        if dropped != self._dropped_reported:
-            self._dropped_reported = dropped
+        if self.outbox.dropped != self._dropped_reported:
+            self._dropped_reported = self.outbox.dropped
             with self._lock:
                 status = dict(self._status)
             self.publish_status(status)
@@ -186,15 +185,14 @@ class MqttPublisher:
 
     def _handle(self, items: list[tuple[str, Any]]) -> bool:
         """One round of the sender thread; False when told to stop."""
-        everything, topics = False, set()
+        everything, topics, acked = False, set(), []
         for kind, argument in items:
             if kind == "stop":
                 return False
             if kind == "ack":
                 seq = self._inflight.pop(argument, None)
                 if seq is not None:
-                    self.outbox.remove(seq)
-                    self.delivered += 1
+                    acked.append(seq)
             elif kind == "connected":
                 self._hold = bool(self._inflight)
                 everything = True
@@ -204,6 +202,9 @@ class MqttPublisher:
                 everything = True
             elif kind == "retained":
                 topics.add(argument)
+        if acked:
+            self.outbox.remove(acked)
+            self.delivered += len(acked)
         if self._hold and not self._inflight:
             self._hold = False
         if not self.connection.connected.is_set():

@@ -4,6 +4,8 @@ unlisted or forged messages; payload values reach the command only as environmen
 from __future__ import annotations
 
 import dataclasses
+import re
+import shutil
 import json
 import os
 import queue
@@ -160,3 +162,21 @@ def client(user: str, port: int) -> mqtt.Client:
     publisher.connect("127.0.0.1", port)
     publisher.loop_start()
     return publisher
+
+
+UNIT = Path(__file__).resolve().parent.parent / "systemd" / "edge-actions.service"
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+def test_the_unit_verifies_clean_and_is_hardened(tmp_path):
+    executable = Path(sys.executable).parent / "edge-actions"
+    if not executable.exists():
+        pytest.skip(f"{executable} not installed (pip install -e .)")
+    unit = tmp_path / UNIT.name
+    unit.write_text(UNIT.read_text().replace("/opt/edge-facerec/venv/bin/edge-actions", str(executable)))
+    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
+                            capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert found and float(found.group(1)) <= 2.0, result.stdout[-500:] + result.stderr

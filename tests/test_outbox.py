@@ -23,8 +23,8 @@ def test_messages_come_back_in_order_until_removed(tmp_path):
     assert [m.event_id for m in pending] == ["id0", "id1", "id2", "id3", "id4"]
     assert pending[2].payload == b"payload 2" and pending[2].topic == "t/events"
     assert [m.event_id for m in outbox.pending(after_seq=pending[1].seq, limit=2)] == ["id2", "id3"]
-    outbox.remove(pending[0].seq)
-    outbox.remove(pending[0].seq)  # a second acknowledgement is harmless
+    outbox.remove([pending[0].seq])
+    outbox.remove([pending[0].seq])  # a second acknowledgement is harmless
     assert outbox.stats().pending == 4
     outbox.close()
     reopened = Outbox(tmp_path / "outbox.sqlite3", max_events=100, max_age_s=3600)
