@@ -79,10 +79,13 @@ def test_config_mistakes_are_one_line_errors(tmp_path, change, message):
     assert result.returncode == 2 and result.stderr == f"edge-actions: {path}: {message}\n"
 
 
-def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_bad_messages(mqtt_broker, tmp_path):
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_bad_messages(mqtt_broker, tmp_path,
+                                                                                           protocol):
     out = tmp_path / "fired.jsonl"
     raw = {"devices": ["front-door"], "rules": rules(out), "max_event_age_s": 10,
-           "mqtt": mqtt_broker.mqtt_section(user="edge-actions")}
+           "mqtt": {**mqtt_broker.mqtt_section(user="edge-actions"), "protocol": protocol,
+                    "client_id": f"edge-actions-test-{protocol}"}}
     config = write(tmp_path, raw)
     process = subprocess.Popen([sys.executable, "-m", "edge.actions", "--config", str(config)],
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "NOT_FOR_COMMANDS": "1"})

@@ -77,10 +77,12 @@ def event_ids(messages) -> list[str]:
     return [json.loads(m.payload)["id"] for m in messages]
 
 
-@pytest.mark.parametrize("transport", ["plain", "tls", "client_cert"])
+@pytest.mark.parametrize("transport", ["plain", "tls", "client_cert", "mqtt5"])
 def test_a_subscriber_receives_each_event_once_with_the_documented_payload(mqtt_broker, tmp_path, transport):
-    config = config_from_dict(mqtt_config(tmp_path, mqtt_broker.mqtt_section(
-        tls=transport == "tls", client_cert=transport == "client_cert")))
+    section = mqtt_broker.mqtt_section(tls=transport == "tls", client_cert=transport == "client_cert")
+    if transport == "mqtt5":
+        section["protocol"] = "5"
+    config = config_from_dict(mqtt_config(tmp_path, section))
     topic = "edge-facerec/front-door/events"
     collector = Collector(mqtt_broker, [topic], user="edge-actions")
     publisher = MqttPublisher(config)

@@ -1,0 +1,52 @@
+"""End to end: `edge-facerec` processes a short clip with MQTT enabled; a subscriber gets the event the
+daemon printed, Home Assistant gets its entities and the person's presence, and a clean exit is offline."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import yaml
+
+from daemon_support import small_gallery, val_photo
+from edge.demo import Recogniser, make_clip
+from edge.gallery import save
+from mosquitto import Collector
+
+
+def test_the_daemon_publishes_its_events_presence_and_discovery(mqtt_broker, celebrities, tmp_path):
+    recogniser = Recogniser()
+    clip = make_clip([val_photo(celebrities, "ben_afflek")], tmp_path / "ben.mp4", fps=10, show_s=2, gap_s=0)
+    gallery = small_gallery(recogniser, celebrities, ("ben_afflek", "elton_john"), photos_each=2)
+    save(gallery, tmp_path / "gallery.npz")
+    ben = gallery.find("Ben Afflek")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({
+        "device": {"name": "Porch"},
+        "camera": {"name": "door", "source": str(clip), "realtime": False},
+        "recognition": {"gallery": str(tmp_path / "gallery.npz")},
+        "mqtt": {**mqtt_broker.mqtt_section(tls=True), "enabled": True, "outbox": str(tmp_path / "outbox.sqlite3")},
+    }))
+    collector = Collector(mqtt_broker, ["edge-facerec/porch/#", "homeassistant/+/porch/#"])
+    try:
+        result = subprocess.run([sys.executable, "-m", "edge.daemon", "--config", str(config)],
+                                capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        printed = [json.loads(line) for line in result.stdout.splitlines()]
+        printed_events = [{k: v for k, v in line.items() if k != "type"} for line in printed if line["type"] == "event"]
+        assert [e["kind"] for e in printed_events] == ["recognized"]
+        assert collector.wait_for(lambda messages: any(m.topic.endswith("/availability") and m.payload == b"offline"
+                                                       for m in messages))
+        time.sleep(0.2)
+    finally:
+        collector.close()
+    published = [json.loads(m.payload) for m in collector.on("edge-facerec/porch/events")]
+    assert published == printed_events, "the event as the daemon printed it, once"
+    presence = [json.loads(m.payload) for m in collector.on(f"edge-facerec/porch/presence/{ben.id}")]
+    assert presence and presence[0]["state"] == "present" and presence[0]["name"] == "Ben Afflek"
+    configs = {m.topic for m in collector.messages if m.topic.startswith("homeassistant/")}
+    assert {"homeassistant/event/porch/recognition/config",
+            f"homeassistant/binary_sensor/porch/presence_{ben.id.replace('-', '_')}/config"} <= configs
+    assert "refused" not in result.stderr and "cannot connect" not in result.stderr
+    assert "connected to the MQTT broker" in result.stderr and (tmp_path / "outbox.sqlite3").exists()
