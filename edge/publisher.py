@@ -96,11 +96,7 @@ class MqttPublisher:
             self.connection.client.publish(self.topics.events, payload, qos=1)
             return
         self._work.put(("pump", None))
-        if self.outbox.dropped != self._dropped_reported:
-            self._dropped_reported = self.outbox.dropped
-            with self._lock:
-                status = dict(self._status)
-            self.publish_status(status)
+        self._report_drops()
 
     def publish_presence(self, change: PresenceChange) -> None:
         """Retained presence of one person."""
@@ -155,6 +151,15 @@ class MqttPublisher:
                 return False
             time.sleep(0.02)
         return True
+
+    def _report_drops(self) -> None:
+        """Re-publish the status at once when the outbox dropped events at a bound."""
+        with self._lock:
+            if self.outbox.dropped == self._dropped_reported:
+                return
+            self._dropped_reported = self.outbox.dropped
+            status = dict(self._status)
+        self.publish_status(status)
 
     def _set_retained(self, topic: str, payload: bytes) -> None:
         with self._lock:
@@ -215,6 +220,7 @@ class MqttPublisher:
             self.connection.client.publish(topic, payload, qos=1, retain=True)
         if not self._hold:
             self._pump()
+        self._report_drops()  # expired while waiting
         return True
 
     def _pump(self) -> None:

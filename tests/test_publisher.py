@@ -177,3 +177,28 @@ def test_queued_events_survive_sigkill_and_availability_follows_the_process(own_
         assert states()[-1] == "offline", "and offline after its clean exit"
     finally:
         collector.close()
+
+
+def test_events_dropped_at_the_outbox_bound_are_reported_in_the_status(own_broker, tmp_path, caplog):
+    collector = Collector(own_broker, ["edge-facerec/front-door/#"], client_id="bound-collector")
+    own_broker.stop()  # the collector's session stays on the broker
+    raw = mqtt_config(tmp_path, own_broker.mqtt_section())
+    raw["mqtt"]["outbox_max_events"] = 3
+    config = config_from_dict(raw)
+    publisher = MqttPublisher(config)
+    events = [make_event(index, config.device_id) for index in range(5)]
+    with caplog.at_level(logging.WARNING, logger="edge-facerec.outbox"):
+        for event in events:
+            publisher.publish_event(event)
+    assert caplog.text.count("because the outbox is full (outbox_max_events 3)") == 2
+    own_broker.start()
+    try:
+        assert publisher.wait_delivered(15)
+        assert collector.wait_for(lambda messages: len(collector.on("edge-facerec/front-door/events")) >= 3)
+        assert collector.wait_for(lambda messages: any(
+            json.loads(m.payload)["mqtt"]["outbox_dropped_full"] == 2 for m in collector.on(
+                "edge-facerec/front-door/status")))
+    finally:
+        publisher.close()
+        collector.close()
+    assert event_ids(collector.on("edge-facerec/front-door/events")) == [event.id for event in events[2:]]
