@@ -156,3 +156,13 @@ def test_sources_are_chosen_by_the_configured_name(tmp_path):
 def test_an_absent_camera_is_a_capture_error_naming_it():
     with pytest.raises(CaptureError, match="/dev/video97: cannot open camera"):
         OpenCVSource("/dev/video97", CameraConfig(source="/dev/video97")).open()
+
+
+def test_picamera2_missing_is_one_line_saying_how_to_install_it():
+    try:
+        import picamera2  # noqa: F401
+        pytest.skip("picamera2 is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(CaptureError, match="picamera2 is not installed .*apt install python3-picamera2"):
+        Picamera2Source(CameraConfig(source="picamera2")).open()
