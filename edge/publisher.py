@@ -30,7 +30,7 @@ from .topics import OFFLINE, ONLINE, Topics
 log = logging.getLogger("edge-facerec.mqtt")
 
 IDLE_PUMP_S = 5.0  # the sender also looks at the outbox this often (expiry, missed wake-ups)
-CLOSE_DRAIN_S = 3.0  # close() waits this long for unacknowledged events while connected
+CLOSE_DRAIN_S = 2.0  # close() waits this long for unacknowledged events while connected
 
 
 class MqttPublisher:
@@ -137,7 +137,7 @@ class MqttPublisher:
                         pending, self.outbox.path)
         if self.connection.connected.is_set():
             self.connection.client.publish(self.topics.availability, OFFLINE, qos=1,
-                                           retain=True).wait_for_publish(timeout=2)
+                                           retain=True).wait_for_publish(timeout=1)
         self.connection.stop()
         self.outbox.close()
 

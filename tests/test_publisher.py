@@ -19,7 +19,7 @@ import yaml
 from edge.config import config_from_dict
 from edge.publisher import MqttPublisher
 from mosquitto import Broker, Collector, available, documented_acl
-from mqtt_producer import PEOPLE, make_event
+from mqtt_producer import make_event
 
 PRODUCER = Path(__file__).resolve().parent / "mqtt_producer.py"
 OUTAGE_S = float(os.environ.get("EDGE_MQTT_OUTAGE_S", "3"))  # the full outage: EDGE_MQTT_OUTAGE_S=30
