@@ -45,7 +45,10 @@ def own_broker(tmp_path):
 class Producer:
     """tests/mqtt_producer.py in a subprocess; its stdout lines arrive on a queue."""
 
+    started: list[Producer] = []  # killed at the end of each test that starts some (see the fixture below)
+
     def __init__(self, config: Path, *args: str) -> None:
+        Producer.started.append(self)
         self.process = subprocess.Popen([sys.executable, str(PRODUCER), str(config), *args],
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
@@ -71,6 +74,16 @@ class Producer:
     def finish(self, timeout: float = 60) -> str:
         self.process.wait(timeout=timeout)
         return self.process.stderr.read()
+
+
+@pytest.fixture(autouse=True)
+def no_producer_left_running():
+    """A failed assertion must not leave a producer sleeping forever."""
+    yield
+    for producer in Producer.started:
+        if producer.process.poll() is None:
+            producer.kill()
+    Producer.started.clear()
 
 
 def event_ids(messages) -> list[str]:
