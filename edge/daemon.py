@@ -25,7 +25,7 @@ from .events import EnrolledPerson, EventSink
 from .face_encoder import FaceEncoder
 from .gallery import Gallery, GalleryError
 from .gallery import load as load_gallery
-from .matcher import Matcher
+from .matcher import Matcher, decision_threshold
 from .model_files import load_manifest
 from .pipeline import Pipeline
 from .sd_notify import Notifier
@@ -64,14 +64,10 @@ class Daemon:
                                                   num_threads=config.detector.threads))
         finder = (TrackingDetector(detector, TrackingSettings(full_every=config.detector.full_every))
                   if config.detector.tracking else detector)
-        spec = load_manifest().embedder(config.recognition.embedder)
+        spec = self.spec = load_manifest().embedder(config.recognition.embedder)
         self.encoder = FaceEncoder(spec, config.recognition.threads)
-        threshold = config.recognition.threshold if config.recognition.threshold is not None else spec.match_threshold
-        if threshold is None:
-            raise EdgeError(f"model {spec.name!r} has no calibrated match_threshold: set recognition.threshold")
-        self.threshold = threshold
         self.gallery = self._load_gallery(missing_ok=True)
-        matcher = Matcher(self.gallery, self.encoder.identity, threshold)
+        matcher = self._matcher(self.gallery)
         self.models = {"detector": f"mtcnn-{detector.quantization}", "embedder": spec.name}
         self.sink = build_sinks(config, extra_sinks or [], stdout)
         self.stats = PipelineStats()
@@ -99,7 +95,7 @@ class Daemon:
         """Capture and process until stopped (0), the source ends (0) or the pipeline fails (1)."""
         self.sink.people_changed(self._people())
         self.capture.start()
-        log.info("models %s, threshold %.4f, %d enrolled people, camera %s", self.models, self.threshold,
+        log.info("models %s, threshold %.4f, %d enrolled people, camera %s", self.models, self.pipeline.matcher.threshold,
                  len(self.gallery.people), self.capture.source.name)
         if self._wait_for_camera():
             self.pipeline.start(self.capture)
@@ -141,7 +137,7 @@ class Daemon:
         self.notifier.reloading()
         try:
             gallery = self._load_gallery(missing_ok=False)
-            matcher = Matcher(gallery, self.encoder.identity, self.threshold)
+            matcher = self._matcher(gallery)
         except GalleryError as error:
             log.error("gallery not reloaded, keeping the previous one: %s", error)
             self.notifier.ready()
@@ -149,9 +145,15 @@ class Daemon:
         self.gallery = gallery
         self.pipeline.set_matcher(matcher)
         self.sink.people_changed(self._people())
-        log.info("gallery reloaded: %d enrolled people", len(gallery.people))
+        log.info("gallery reloaded: %d enrolled people, threshold %.4f", len(gallery.people), matcher.threshold)
         self.notifier.ready()
         return True
+
+    def _matcher(self, gallery: Gallery) -> Matcher:
+        """A matcher for ``gallery`` at the threshold for its size (or the configured one)."""
+        recognition = self.config.recognition
+        threshold = decision_threshold(self.spec, gallery, recognition.threshold, recognition.stranger_far)
+        return Matcher(gallery, self.encoder.identity, threshold)
 
     def _load_gallery(self, missing_ok: bool) -> Gallery:
         path = self.config.recognition.gallery

@@ -26,7 +26,7 @@ from .events import Event
 from .face import Face
 from .face_encoder import FaceEncoder
 from .gallery import Gallery, save
-from .matcher import Matcher
+from .matcher import Matcher, decision_threshold
 from .model_files import load_manifest
 from .pinned_download import cache_dir
 from .sample_data import celebrity_dataset
@@ -210,10 +210,7 @@ def run_images(args: argparse.Namespace) -> int:
     """Name the faces in ``args.image`` against the five sample people."""
     recogniser = Recogniser(args.embedder, args.threads)
     gallery = recogniser.enroll_folder(celebrity_dataset() / "train")
-    threshold = recogniser.spec.match_threshold
-    if threshold is None:
-        raise EdgeError(f"model {recogniser.spec.name!r} has no calibrated match_threshold in the manifest")
-    matcher = Matcher(gallery, recogniser.encoder.identity, threshold)
+    matcher = Matcher(gallery, recogniser.encoder.identity, decision_threshold(recogniser.spec, gallery))
     for path in args.image:
         image = read_bgr(path)
         if image is None:

@@ -8,7 +8,7 @@ from edge.capture import Frame
 from edge.config import Config, EventsConfig
 from edge.demo import Recogniser
 from edge.face import Face
-from edge.matcher import Match, Matcher
+from edge.matcher import Match, Matcher, decision_threshold
 from edge.pipeline import Pipeline
 from edge.presence import PresenceTracker
 from edge.tracker import FaceTracker, Observation
@@ -109,7 +109,7 @@ class Collect:
 def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrities):
     recogniser = Recogniser()
     gallery = small_gallery(recogniser, celebrities)
-    matcher = Matcher(gallery, recogniser.encoder.identity, recogniser.spec.match_threshold)
+    matcher = Matcher(gallery, recogniser.encoder.identity, decision_threshold(recogniser.spec, gallery))
     sink = Collect()
     pipeline = Pipeline(Config(), recogniser.detector, recogniser.encoder, matcher, sink, MODELS)
     canvas = np.full((480, 640, 3), 90, np.uint8)
