@@ -15,6 +15,10 @@ draws of G known people), two thresholds are compared:
 - gallery-aware: the pair threshold at FAR p = target / N, N the number of enrolled embeddings
   (a stranger is accepted when any of the N comparisons passes; ``edge.matcher`` does this).
 
+A second table varies the number of photos per person (k = 1, 3, 5, 10 of the 127 people with
+at least 12 photos, probed with their 11th photo on) and compares ways of counting the
+comparisons N: every enrolled photo (the matcher's), sqrt(k) per person, or one per person.
+
     python scripts/evaluate_open_set.py --markdown /tmp/open_set.md --json /tmp/open_set.json
     python scripts/evaluate_open_set.py --tail-only   # the tail to store in models/manifest.json
 """
@@ -38,6 +42,10 @@ from edge.model_files import load_manifest  # noqa: E402
 
 TAIL_FARS = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7]  # 3e-7: ~4 of ~12.7 million pairs
 GALLERY_SIZES = [5, 10, 25, 100, 423]
+PHOTO_COUNTS = [1, 3, 5, 10]
+RICH_PHOTOS = 12  # people with at least this many photos enroll k <= 10 and are probed with the rest
+COUNTING = {"every photo": lambda people, k: people * k, "sqrt(k) per person": lambda people, k: people * k ** 0.5,
+            "one per person": lambda people, k: people}
 TARGET = 1e-3
 
 
@@ -64,6 +72,32 @@ def scores(vectors: np.ndarray, enrolled: np.ndarray, rule: str) -> np.ndarray:
     return (vectors @ enrolled.reshape(-1, enrolled.shape[-1]).T).reshape(len(vectors), len(enrolled), 3).max(axis=2)
 
 
+def photos_per_person(vectors: dict[str, np.ndarray], rich: list[list[str]], strangers: np.ndarray,
+                      tail: list[list[float]], rng: np.random.Generator, draws: int) -> list[dict]:
+    """Accepted known probes and stranger false accepts by photos per person and comparison counting."""
+    rows = []
+    for size in (5, 25, 100):
+        for k in PHOTO_COUNTS:
+            for counting, count in COUNTING.items():
+                threshold = gallery_threshold(tail, max(1, round(count(size, k))), TARGET)
+                accepted = probes = hits = trials = 0
+                for _ in range(draws if size < 100 else max(1, draws // 4)):
+                    chosen = rng.choice(len(rich), size, replace=False)
+                    gallery = np.stack([vectors[n] for c in chosen for n in rich[c][:k]])
+                    pairs = [(i, n) for i, c in enumerate(chosen) for n in rich[c][10:]]
+                    truth = np.array([i for i, _ in pairs])
+                    best = (np.stack([vectors[n] for _, n in pairs]) @ gallery.T).reshape(len(pairs), size, k).max(2)
+                    accepted += int(np.sum((best.argmax(1) == truth) & (best.max(1) >= threshold)))
+                    probes += len(pairs)
+                    hits += int(np.sum((strangers @ gallery.T).max(axis=1) >= threshold))
+                    trials += len(strangers)
+                rows.append({"people": size, "photos": k, "counting": counting, "threshold": threshold,
+                             "accepted_correct": accepted / probes, "stranger_false_accepts": hits / trials})
+                print(f"G={size} k={k} {counting}: thr {threshold:.3f} accepted {100 * accepted / probes:.1f}% "
+                      f"strangers {100 * hits / trials:.3f}%", file=sys.stderr)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="evaluation data folder holding lfw/")
@@ -85,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     stranger_set = set(split.strangers)
     pairs = read_pairs(lfw / "pairs.txt")
     tail_images = [n for n in dict.fromkeys(x for p in pairs for x in (p.first, p.second)) if n not in stranger_set]
+    rich = [photos for photos in people.values() if len(photos) >= RICH_PHOTOS]
     names = tail_images if args.tail_only else list(dict.fromkeys(
-        tail_images + [n for e in split.enrolled for n in e] + split.probes + split.strangers))
+        tail_images + [n for e in split.enrolled for n in e] + split.probes + split.strangers
+        + [n for photos in rich for n in photos]))
     detections = detect_all(names, images, manifest)
     faces, _ = detections.faces()
     emb = embed_config(spec, None, spec.alignment, names, CropSource(images, names, faces))
@@ -136,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"accepted {100 * r.accepted_correct:.2f}% strangers {100 * r.stranger_false_accepts:.3f}% "
                       f"({stranger_hits}/{stranger_trials})", file=sys.stderr)
 
+    per_photos = photos_per_person(vectors, rich, stranger_vectors, tail_table, rng, args.draws)
+
     lines = [f"Embedder {spec.name} ({spec.alignment} alignment). Impostor tail from {pair_count:,} cross-identity "
              f"pairs among {len(tail_images)} images of `pairs.txt` without any stranger. "
              f"Target stranger false-accept rate {TARGET:g}. {len(split.strangers)} strangers per draw.", "",
@@ -145,12 +183,19 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {r.people} | {r.draws} | {r.rule} | {r.threshold_rule} | {r.threshold:.3f} | "
                      f"{100 * r.rank1:.2f} | {100 * r.accepted_correct:.2f} | "
                      f"{100 * r.stranger_false_accepts:.3f} ({r.strangers_accepted} of {r.stranger_trials:,}) |")
+    lines += ["", f"Photos per person ({len(rich)} people with at least {RICH_PHOTOS} photos; probes: their "
+              f"photos from the 11th on; {len(split.strangers)} strangers per draw):", "",
+              "| enrolled people | photos each | comparisons counted | cosine | accepted correctly % | "
+              "stranger false accepts % |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['people']} | {r['photos']} | {r['counting']} | {r['threshold']:.3f} | "
+              f"{100 * r['accepted_correct']:.1f} | {100 * r['stranger_false_accepts']:.3f} |" for r in per_photos]
     table = "\n".join(lines) + "\n"
     print(table)
     if args.markdown:
         args.markdown.write_text(table)
     if args.json:
-        args.json.write_text(json.dumps({"tail": tail_table, "results": [asdict(r) for r in results]}, indent=1))
+        args.json.write_text(json.dumps({"tail": tail_table, "results": [asdict(r) for r in results],
+                                         "photos_per_person": per_photos}, indent=1))
     return 0
 
 
