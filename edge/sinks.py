@@ -78,3 +78,27 @@ class FanOutSink:
 
     def close(self) -> None:
         self._each("close")
+
+
+class MemorySink:
+    """Keeps every event and presence change in lists (the demo's summary, evaluations, tests)."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.presence: list[PresenceChange] = []
+        self.people: list[EnrolledPerson] = []
+
+    def people_changed(self, people: list[EnrolledPerson]) -> None:
+        self.people = list(people)
+
+    def publish_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def publish_presence(self, change: PresenceChange) -> None:
+        self.presence.append(change)
+
+    def publish_status(self, status: dict[str, Any]) -> None:
+        pass  # not kept: the caller reads the daemon's final status
+
+    def close(self) -> None:
+        pass  # nothing buffered

@@ -32,27 +32,9 @@ from edge.daemon import Daemon  # noqa: E402
 from edge.demo import Recogniser  # noqa: E402
 from edge.events import Event  # noqa: E402
 from edge.gallery import Gallery, save  # noqa: E402
-from edge.sinks import StdoutSink  # noqa: E402
+from edge.sinks import MemorySink, StdoutSink  # noqa: E402
 
 ON_STAGE = "Lin Manuel Miranda"
-
-
-class Collect:
-    """Keeps every event."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-
-    def people_changed(self, people) -> None: ...
-
-    def publish_event(self, event: Event) -> None:
-        self.events.append(event)
-
-    def publish_presence(self, change) -> None: ...
-
-    def publish_status(self, status) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def run_video(video: Path, gallery: Path, realtime: bool, threads: int) -> tuple[list[Event], dict[str, Any]]:
@@ -75,7 +57,7 @@ def run_here(video: Path, gallery: Path, realtime: bool, threads: int) -> tuple[
         "recognition": {"gallery": str(gallery), "threads": threads},
         "events": {"status_interval_s": 3600.0},
     }, "evaluate_daemon")
-    collected = Collect()
+    collected = MemorySink()
     daemon = Daemon(config, extra_sinks=[collected], stdout=StdoutSink(io.StringIO()))
     if daemon.run() != 0:
         raise SystemExit(f"the daemon failed on {video}")

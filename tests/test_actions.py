@@ -4,8 +4,6 @@ unlisted or forged messages; payload values reach the command only as environmen
 from __future__ import annotations
 
 import dataclasses
-import re
-import shutil
 import json
 import os
 import queue
@@ -24,6 +22,7 @@ from edge.actions_config import load_actions_config
 from edge.config import ConfigError
 from mosquitto import USERS
 from mqtt_producer import make_event
+from systemd_analyze import exposure, needs_systemd_analyze, verify_problems
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "actions.example.yaml"
 # writes its argv and the EDGE_* / other environment it got as one JSON line
@@ -170,16 +169,12 @@ def client(user: str, port: int) -> mqtt.Client:
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "edge-actions.service"
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+@needs_systemd_analyze
 def test_the_unit_verifies_clean_and_is_hardened(tmp_path):
     executable = Path(sys.executable).parent / "edge-actions"
     if not executable.exists():
         pytest.skip(f"{executable} not installed (pip install -e .)")
     unit = tmp_path / UNIT.name
     unit.write_text(UNIT.read_text().replace("/opt/edge-facerec/venv/bin/edge-actions", str(executable)))
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(unit)],
-                            capture_output=True, text=True, timeout=60)
-    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
-    assert found and float(found.group(1)) <= 2.0, result.stdout[-500:] + result.stderr
+    assert verify_problems(unit) == ""
+    assert exposure(unit) <= 2.0

@@ -2,16 +2,14 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from edge.sd_notify import Notifier
+from systemd_analyze import exposure, needs_systemd_analyze, verify_problems
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "edge-facerec.service"
 MAX_EXPOSURE = 2.5
@@ -50,8 +48,6 @@ def test_without_systemd_nothing_is_sent_and_the_watchdog_is_off():
     assert Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval_s is None
 
 
-needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                           reason="systemd-analyze is not installed")
 
 
 def installed_unit(tmp_path: Path) -> Path:
@@ -66,18 +62,12 @@ def installed_unit(tmp_path: Path) -> Path:
 
 @needs_systemd_analyze
 def test_the_unit_verifies_clean(tmp_path):
-    result = subprocess.run(["systemd-analyze", "verify", str(installed_unit(tmp_path))],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    assert verify_problems(installed_unit(tmp_path)) == ""
 
 
 @needs_systemd_analyze
 def test_the_unit_exposure_is_low(tmp_path):
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(installed_unit(tmp_path))],
-                            capture_output=True, text=True, timeout=60)
-    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
-    assert found, result.stdout[-500:] + result.stderr
-    assert float(found.group(1)) <= MAX_EXPOSURE
+    assert exposure(installed_unit(tmp_path)) <= MAX_EXPOSURE
 
 
 def test_the_unit_has_what_the_daemon_relies_on():

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 
 from edge.detector import DetectorSettings, MTCNNDetector
 from reference_photos import OPENCV_DOC_DATA

@@ -2,20 +2,18 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from systemd_analyze import exposure, needs_systemd_analyze, verify_problems
 
 SYSTEMD = Path(__file__).resolve().parent.parent / "systemd"
 UNIT = SYSTEMD / "edge-enroll@.service"
 RULE = SYSTEMD / "99-edge-facerec-enroll.rules"
 INSTALLED = "/opt/edge-facerec/venv/bin/edge-enroll"
 
-needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                           reason="systemd-analyze is not installed (Debian package systemd)")
 
 
 def instance(tmp_path: Path) -> Path:
@@ -33,18 +31,12 @@ def instance(tmp_path: Path) -> Path:
 
 @needs_systemd_analyze
 def test_the_enroll_unit_verifies_clean(tmp_path):
-    result = subprocess.run(["systemd-analyze", "verify", str(instance(tmp_path))],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and result.stderr.strip() == "", result.stderr
+    assert verify_problems(instance(tmp_path)) == ""
 
 
 @needs_systemd_analyze
 def test_the_enroll_unit_exposure_is_low(tmp_path):
-    result = subprocess.run(["systemd-analyze", "security", "--offline=true", str(instance(tmp_path))],
-                            capture_output=True, text=True, timeout=60)
-    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
-    assert found, result.stdout[-500:] + result.stderr
-    assert float(found.group(1)) <= 2.0
+    assert exposure(instance(tmp_path)) <= 2.0
 
 
 def test_the_unit_mounts_read_only_in_private_and_runs_as_the_daemon_user():
