@@ -1,4 +1,8 @@
-"""The worker: newest frame -> faces -> quality gate -> embeddings -> matches -> tracks -> events.
+"""The worker: newest frame -> faces -> tracks -> quality gate -> embeddings -> matches -> events.
+
+Faces are given their tracks first, and only the faces whose tracks want a match
+(:meth:`edge.tracker.Track.wants_match`: undecided, due for a re-check, or in doubt) are
+aligned, checked and embedded; a decided face is otherwise only followed.
 
 Runs on its own thread fed by :class:`edge.capture.CaptureThread`. Models are built once by
 the daemon and handed in; the matcher can be swapped while running (gallery reload).
@@ -20,11 +24,11 @@ from .config import Config
 from .events import Event, EventSink
 from .face import Face
 from .face_encoder import FaceEncoder
-from .matcher import Matcher
+from .matcher import Match, Matcher
 from .presence import PresenceTracker
 from .quality import assess, rejection
 from .status import PipelineStats
-from .tracker import FaceTracker, Observation
+from .tracker import FaceTracker
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MARGIN = 0.25  # snapshot box grown by this fraction of the face size on each side
@@ -62,6 +66,7 @@ class Pipeline:
         self.presence = PresenceTracker(config.events.away_after_s, config.device.name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._rgb: np.ndarray | None = None  # conversion buffer of the current frame size
         self.error: BaseException | None = None
 
     def set_matcher(self, matcher: Matcher) -> None:
@@ -74,22 +79,21 @@ class Pipeline:
         started = time.perf_counter()
         faces = self.detector.detect(frame.image)
         mark = _lap(timings, "detect", started)
-        matches: list = [None] * len(faces)
-        rejected = 0
-        if faces:
-            rgb = cv2.cvtColor(frame.image, cv2.COLOR_BGR2RGB)
-            crops = self.encoder.align(rgb, faces)
-            usable = [i for i, (face, crop) in enumerate(zip(faces, crops))
-                      if rejection(assess(face, crop), self.config.quality) is None]
-            rejected = len(faces) - len(usable)
+        tracks = self.tracker.assign(faces, frame.timestamp)
+        wanted = [i for i, track in enumerate(tracks) if track.wants_match()]
+        matches: list[Match | None] = [None] * len(faces)
+        rejected = embedded = 0
+        if wanted:
+            usable, rejected = self._usable_crops(frame.image, [faces[i] for i in wanted])
             mark = _lap(timings, "quality", mark)
             if usable:
-                embeddings = self.encoder.embed_crops(crops[usable])
+                embeddings = self._embed([crop for _, crop in usable])
+                embedded = len(usable)
                 mark = _lap(timings, "embed", mark)
-                for index, match in zip(usable, self.matcher.match(embeddings)):
-                    matches[index] = match
+                for (index, _), match in zip(usable, self.matcher.match(embeddings)):
+                    matches[wanted[index]] = match
                 mark = _lap(timings, "match", mark)
-        decided = self.tracker.update([Observation(f, m) for f, m in zip(faces, matches)], frame.timestamp)
+        decided = self.tracker.observe(tracks, matches, frame.timestamp)
         events = []
         for event, _track in decided:
             if self.config.events.snapshot:
@@ -100,8 +104,31 @@ class Pipeline:
         self._update_presence(frame.timestamp)
         _lap(timings, "track", mark)
         timings["total"] = (time.perf_counter() - started) * 1000
-        self.stats.frame_done(timings, len(faces), rejected)
+        self.stats.frame_done(timings, len(faces), rejected, embedded)
         return events
+
+    def _usable_crops(self, bgr: np.ndarray, faces: list[Face]) -> tuple[list[tuple[int, np.ndarray]], int]:
+        """(index into ``faces``, aligned RGB crop) of the faces that pass the quality gate, and how many did
+        not. Faces too small for it are rejected before anything is aligned."""
+        quality = self.config.quality
+        tall = [i for i, face in enumerate(faces) if face.height >= quality.min_face_px]
+        if not tall:
+            return [], len(faces)
+        crops = self.encoder.align(self._to_rgb(bgr), [faces[i] for i in tall])
+        usable = [(i, crop) for i, crop in zip(tall, crops) if rejection(assess(faces[i], crop), quality) is None]
+        return usable, len(faces) - len(usable)
+
+    def _embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Embeddings of aligned crops, one face at a time: batching gains nothing with XNNPACK (the time
+        per face is the same at batch 1 to 4) and one input shape keeps one interpreter (each new batch
+        size would build another, ~0.1 s and memory)."""
+        return np.concatenate([self.encoder.embed_crops(crop[None]) for crop in crops])
+
+    def _to_rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """The frame in RGB, converted into a buffer reused while the frame size stays the same."""
+        if self._rgb is None or self._rgb.shape != bgr.shape:
+            self._rgb = np.empty_like(bgr)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=self._rgb)
 
     def _update_presence(self, now: float) -> None:
         for track in self.tracker.tracks:

@@ -31,16 +31,19 @@ class PipelineStats:
         self.frames_processed = 0
         self.faces = 0
         self.faces_rejected = 0
+        self.faces_embedded = 0
         self.events: dict[str, int] = {"recognized": 0, "unknown": 0}
         self.last_processed = 0.0  # time.monotonic() of the last processed frame
         self._latency: dict[str, deque] = {stage: deque(maxlen=LATENCY_WINDOW) for stage in STAGES}
 
-    def frame_done(self, timings_ms: dict[str, float], faces: int, rejected: int) -> None:
-        """Record one processed frame."""
+    def frame_done(self, timings_ms: dict[str, float], faces: int, rejected: int, embedded: int = 0) -> None:
+        """Record one processed frame: its stage timings, faces found, faces the quality gate rejected
+        and faces embedded."""
         with self._lock:
             self.frames_processed += 1
             self.faces += faces
             self.faces_rejected += rejected
+            self.faces_embedded += embedded
             self.last_processed = time.monotonic()
             for stage, value in timings_ms.items():
                 self._latency[stage].append(value)
@@ -61,14 +64,15 @@ class PipelineStats:
         """Everything for the log and the sinks' publish_status."""
         uptime = time.monotonic() - self.started
         with self._lock:
-            processed, faces, rejected, events = self.frames_processed, self.faces, self.faces_rejected, dict(self.events)
+            processed, faces, rejected, embedded = self.frames_processed, self.faces, self.faces_rejected, self.faces_embedded
+            events = dict(self.events)
         return {
             "uptime_s": round(uptime, 1),
             "camera": camera_state,
             "frames": {"captured": captured, "processed": processed, "dropped": dropped},
             "fps": round(processed / uptime, 2) if uptime > 0 else 0.0,
             "latency": self.latency(),
-            "faces": {"seen": faces, "rejected_by_quality": rejected},
+            "faces": {"seen": faces, "rejected_by_quality": rejected, "embedded": embedded},
             "events": events,
             "present": present,
             "rss_mb": round(rss_mb(), 1),

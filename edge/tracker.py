@@ -13,10 +13,17 @@ passed the quality gate). It yields
 and then nothing more: one event per appearance, not one per frame. Only when a decided
 track's window comes to name a different person (somebody stepped into the place of the
 face before within the timeout) does it become a new appearance with a new track id.
+
+Faces are associated with tracks (:meth:`FaceTracker.assign`) before anything is embedded, so
+that the pipeline matches only the faces that can still change a decision
+(:meth:`Track.wants_match`): every face of an undecided track, but a decided track's face only
+once in ``RECHECK_EVERY`` frames, and again every frame while its latest match names somebody
+other than the decision (who may have stepped in).
 """
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,6 +34,7 @@ from .face import Face
 from .matcher import Match
 
 MIN_IOU = 0.3  # a face continues a track when their boxes overlap at least this much
+RECHECK_EVERY = 10  # a decided track's face is matched again after this many frames without a match
 
 
 @dataclass(frozen=True)
@@ -43,10 +51,20 @@ class Track:
 
     id: int
     box: tuple[float, float, float, float]
+    first_seen: float  # timestamp of the appearance's first frame
     last_seen: float
     recent: deque = field(default_factory=deque)  # (Match, box) of the last `window` usable frames
     unmatched: int = 0  # usable frames without a match
+    since_match: int = 0  # frames seen since the last one with a match
     decision: Event | None = None
+
+    def wants_match(self) -> bool:
+        """Whether this frame's face should be matched: always while undecided; once decided, every
+        ``RECHECK_EVERY`` frames, or every frame while the latest match names somebody else."""
+        if self.decision is None or self.since_match + 1 >= RECHECK_EVERY:
+            return True
+        latest = self.recent[-1][0] if self.recent else None
+        return latest is not None and latest.known and latest.person_id != self.decision.person_id
 
     @property
     def person(self) -> tuple[str, str] | None:
@@ -84,18 +102,32 @@ class FaceTracker:
 
     def update(self, observations: list[Observation], timestamp: float) -> list[tuple[Event, Track]]:
         """Associate this frame's faces with tracks; the events decided on this frame, each with its track."""
+        tracks = self.assign([o.face for o in observations], timestamp)
+        return self.observe(tracks, [o.match for o in observations], timestamp)
+
+    def assign(self, faces: Sequence[Face], timestamp: float) -> list[Track]:
+        """Close tracks unseen for the timeout and give each face of this frame its track (a new one
+        when it overlaps none); the tracks' boxes and last_seen are updated."""
         self.tracks = [t for t in self.tracks if timestamp - t.last_seen <= self.settings.track_timeout_s]
-        assigned = self._associate(observations)
-        decided = []
-        for observation, track in zip(observations, assigned):
-            track.box = observation.face.box
+        assigned = self._associate(faces, timestamp)
+        for face, track in zip(faces, assigned):
+            track.box = face.box
             track.last_seen = timestamp
-            if observation.match is None:
+        return assigned
+
+    def observe(self, tracks: list[Track], matches: Sequence[Match | None], timestamp: float) -> list[tuple[Event, Track]]:
+        """Record each track's match of this frame (None: not matched, or rejected by the quality gate);
+        the events decided on this frame, each with its track."""
+        decided = []
+        for track, match in zip(tracks, matches):
+            if match is None:
+                track.since_match += 1
                 continue
-            track.recent.append((observation.match, observation.face.box))
+            track.since_match = 0
+            track.recent.append((match, track.box))
             while len(track.recent) > self.settings.window:
                 track.recent.popleft()
-            if not observation.match.known:
+            if not match.known:
                 track.unmatched += 1
             event = self._decide(track, timestamp) if track.decision is None else self._switched(track, timestamp)
             if event is not None:
@@ -107,10 +139,10 @@ class FaceTracker:
         """Forget every track (a reopened camera shows a new scene)."""
         self.tracks = []
 
-    def _associate(self, observations: list[Observation]) -> list[Track]:
-        boxes = np.array([o.face.box for o in observations], np.float64).reshape(-1, 4)
+    def _associate(self, faces: Sequence[Face], timestamp: float) -> list[Track]:
+        boxes = np.array([face.box for face in faces], np.float64).reshape(-1, 4)
         overlaps = iou_matrix(boxes, np.array([t.box for t in self.tracks], np.float64).reshape(-1, 4))
-        assigned: list[Track | None] = [None] * len(observations)
+        assigned: list[Track | None] = [None] * len(faces)
         taken: set[int] = set()
         for flat in np.argsort(-overlaps, axis=None):
             face_index, track_index = np.unravel_index(flat, overlaps.shape)
@@ -121,7 +153,7 @@ class FaceTracker:
                 taken.add(int(track_index))
         for index, track in enumerate(assigned):
             if track is None:
-                track = Track(id=self._next_id, box=observations[index].face.box, last_seen=0.0)
+                track = Track(id=self._next_id, box=faces[index].box, first_seen=timestamp, last_seen=timestamp)
                 self._next_id += 1
                 self.tracks.append(track)
                 assigned[index] = track

@@ -11,7 +11,7 @@ from edge.face import Face
 from edge.matcher import Match, Matcher, decision_threshold
 from edge.pipeline import Pipeline
 from edge.presence import PresenceTracker
-from edge.tracker import FaceTracker, Observation
+from edge.tracker import RECHECK_EVERY, FaceTracker, Observation
 from daemon_support import STRANGER, small_gallery, val_photo
 
 MODELS = {"detector": "mtcnn-int8", "embedder": "test"}
@@ -113,13 +113,50 @@ def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrit
     sink = Collect()
     pipeline = Pipeline(Config(), recogniser.detector, recogniser.encoder, matcher, sink, MODELS)
     canvas = np.full((480, 640, 3), 90, np.uint8)
-    known, stranger = canvas.copy(), canvas.copy()
+    known, switched, stranger = canvas.copy(), canvas.copy(), canvas.copy()
     known[100:400, 100:300] = val_photo(celebrities, "ben_afflek")[:300, :200]
+    switched[100:400, 100:300] = val_photo(celebrities, "elton_john")[:300, :200]  # his face overlaps Ben's: same track
     stranger[100:300, 380:580] = val_photo(celebrities, STRANGER)[:200, :200]
-    scenes = [known] * 10 + [canvas] * 2 + [stranger] * 12
+    scenes = [known] * 10 + [switched] * 16 + [canvas] * 2 + [stranger] * 12
     for number, image in enumerate(scenes, 1):
         pipeline.process(Frame(image, number, 1000.0 + number * 0.1))
-    assert [(e.kind, e.name) for e in sink.events] == [("recognized", "Ben Afflek"), ("unknown", None)]
-    assert sink.events[0].score >= 0.5 > sink.events[1].score
-    assert [(c.name, c.present) for c in sink.presence] == [("Ben Afflek", True)]
-    assert pipeline.stats.frames_processed == len(scenes) and pipeline.stats.events == {"recognized": 1, "unknown": 1}
+    events = sink.events
+    assert [(e.kind, e.name) for e in events] == [("recognized", "Ben Afflek"), ("recognized", "Elton John"),
+                                                   ("unknown", None)]
+    assert events[0].score >= 0.5 and events[1].score >= 0.5 > events[2].score
+    assert events[0].track_id != events[1].track_id
+    assert [(c.name, c.present) for c in sink.presence] == [("Ben Afflek", True), ("Elton John", True)]
+    stats = pipeline.stats
+    assert stats.frames_processed == len(scenes) and stats.events == {"recognized": 2, "unknown": 1}
+    # decided faces are only rechecked: about 3 + 3 + 8 decisions' worth of embeddings for 38 faces
+    assert stats.faces == 38 and stats.faces_embedded <= 20
+
+def matched_only_when_wanted(tracker: FaceTracker, truths: list[Match], step: float = 0.1):
+    """One face at a fixed place whose true match is ``truths[i]`` on frame i, matched (as the pipeline
+    does) only when its track wants a match; the events and the number of matches made."""
+    events, made = [], 0
+    for i, truth in enumerate(truths):
+        tracks = tracker.assign([face(100)], i * step)
+        match = truth if tracks[0].wants_match() else None
+        made += match is not None
+        events += [event for event, _ in tracker.observe(tracks, [match], i * step)]
+    return events, made
+
+
+def test_a_decided_track_is_rechecked_only_every_few_frames(tracker):
+    events, made = matched_only_when_wanted(tracker, [ANN] * (3 + 5 * RECHECK_EVERY))
+    assert [e.name for e in events] == ["Ann"]
+    assert made == 3 + 5  # 3 to decide, then one every RECHECK_EVERY frames
+
+
+def test_somebody_else_stepping_in_is_noticed_at_the_next_recheck_and_then_matched_every_frame(tracker):
+    events, made = matched_only_when_wanted(tracker, [ANN] * 3 + [BOB] * (2 * RECHECK_EVERY))
+    assert [e.name for e in events] == ["Ann", "Bob"] and events[0].track_id != events[1].track_id
+    # Bob is first matched at the recheck (frame 2 + RECHECK_EVERY), then every frame until 3 agree
+    assert events[1].timestamp == pytest.approx((2 + RECHECK_EVERY + 2) * 0.1)
+    assert made == 3 + 3  # Ann's 3 and Bob's 3; the clip ends before the next recheck
+
+
+def test_a_stranger_is_rechecked_and_recognized_when_a_known_person_takes_the_place(tracker):
+    events, _ = matched_only_when_wanted(tracker, [NOBODY] * 8 + [ANN] * (2 * RECHECK_EVERY))
+    assert [(e.kind, e.name) for e in events] == [("unknown", None), ("recognized", "Ann")]
