@@ -5,6 +5,7 @@ conversion to the models' RGB happens in :func:`to_rgb`.
 """
 from __future__ import annotations
 
+import platform
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -46,7 +47,7 @@ class DetectorSettings:
     rnet_nms: float = 0.7  # IoU after R-Net
     onet_nms: float = 0.7  # overlap over the smaller box after O-Net
     pyramid: str = "cascaded"  # cascaded: each level from the one above (4x cheaper); exact: from the frame, as the reference
-    quantization: str = "auto"  # int8, float32, or auto: int8 where XNNPACK runs it (ai-edge-litert)
+    quantization: str = "auto"  # int8, float32, or auto: int8 where XNNPACK runs it fastest (resolve_quantization)
     num_threads: int = 2
 
     def __post_init__(self) -> None:
@@ -84,12 +85,33 @@ def to_rgb(frame: object) -> np.ndarray:
 
 
 def resolve_quantization(requested: str) -> str:
-    """``auto`` becomes int8 under ai-edge-litert, whose XNNPACK runs int8 fastest, and float32
-    under tflite-runtime 2.14, whose default delegate takes only float graphs (its int8
-    kernels ran the detector 10-20x slower on x86; see docs/models.md)."""
+    """``auto`` becomes int8 where XNNPACK runs the int8 detector fastest, else float32.
+
+    - tflite-runtime 2.14: float32; its default delegate takes only float graphs (its int8
+      kernels ran the detector 10-20x slower on x86; see docs/models.md).
+    - ai-edge-litert on ARM (Raspberry Pi, Jetson): int8.
+    - ai-edge-litert on x86: int8 only with the VNNI dot-product instructions; without them
+      XNNPACK's int8 kernels ran the cascade about twice as slow as float32 (docs/detector.md).
+    """
     if requested != "auto":
         return requested
-    return "int8" if runtime_name() == "ai-edge-litert" else "float32"
+    if runtime_name() != "ai-edge-litert":
+        return "float32"
+    if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
+        return "int8" if _cpu_flags() & {"avx512_vnni", "avx_vnni"} else "float32"
+    return "int8"
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags Linux reports (empty where /proc/cpuinfo is not readable)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.partition(":")[2].split())
+    return set()
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, scale_factor: float) -> list[float]:

@@ -89,3 +89,27 @@ def test_pyramid_spans_minimum_face_to_frame():
 def test_settings_out_of_range_are_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         DetectorSettings(**bad)
+
+
+@pytest.mark.parametrize("machine, flags, expected", [
+    ("x86_64", {"avx2"}, "float32"),  # no VNNI: XNNPACK's int8 is about twice as slow here
+    ("x86_64", {"avx2", "avx512_vnni"}, "int8"),
+    ("x86_64", {"avx2", "avx_vnni"}, "int8"),
+    ("aarch64", set(), "int8"),
+    ("armv7l", set(), "int8"),
+])
+def test_auto_quantization_follows_the_cpu(monkeypatch, machine, flags, expected):
+    from edge import detector as module
+
+    monkeypatch.setattr(module, "runtime_name", lambda: "ai-edge-litert")
+    monkeypatch.setattr(module.platform, "machine", lambda: machine)
+    monkeypatch.setattr(module, "_cpu_flags", lambda: flags)
+    assert module.resolve_quantization("auto") == expected
+    assert module.resolve_quantization("int8") == "int8"
+
+
+def test_auto_quantization_under_tflite_runtime_is_float(monkeypatch):
+    from edge import detector as module
+
+    monkeypatch.setattr(module, "runtime_name", lambda: "tflite-runtime")
+    assert module.resolve_quantization("auto") == "float32"

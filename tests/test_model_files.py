@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.detector import resolve_quantization
 from edge.errors import ModelFileError
 from edge.model_files import load_manifest, read_verified
 from edge.tflite_model import TFLiteModel
@@ -48,7 +49,9 @@ def damaged_copy(tmp_path, models_dir) -> Path:
 
 
 def _pnet(directory: Path):
-    return load_manifest(directory).models["mtcnn-pnet-int8"]
+    """The P-Net the default detector loads on this machine."""
+    suffix = "fp32" if resolve_quantization("auto") == "float32" else "int8"
+    return load_manifest(directory).models[f"mtcnn-pnet-{suffix}"]
 
 
 def test_missing_model_file_is_named(damaged_copy):
