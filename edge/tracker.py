@@ -18,7 +18,8 @@ Faces are associated with tracks (:meth:`FaceTracker.assign`) before anything is
 that the pipeline matches only the faces that can still change a decision
 (:meth:`Track.wants_match`): every face of an undecided track, but a decided track's face only
 once in ``RECHECK_EVERY`` frames, and again every frame while its latest match names somebody
-other than the decision (who may have stepped in).
+other than the decision with a score near or above the threshold (somebody stepped in, or a
+face decided unknown while far or turned is becoming recognizable).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from .matcher import Match
 
 MIN_IOU = 0.3  # a face continues a track when their boxes overlap at least this much
 RECHECK_EVERY = 10  # a decided track's face is matched again after this many frames without a match
+DOUBT_SCORE = 0.4  # ... and every frame while its latest match names somebody else at this score (0.5: known)
 
 
 @dataclass(frozen=True)
@@ -51,20 +53,25 @@ class Track:
 
     id: int
     box: tuple[float, float, float, float]
-    first_seen: float  # timestamp of the appearance's first frame
+    first_seen: float  # timestamp of the appearance's first frame (after a switch: see FaceTracker._switched)
     last_seen: float
+    seen_since: float = 0.0  # timestamp of the first frame of the current unbroken run of frames with this face
+    refound: bool = False  # this frame's face came back after frames without it: maybe somebody else
     recent: deque = field(default_factory=deque)  # (Match, box) of the last `window` usable frames
     unmatched: int = 0  # usable frames without a match
     since_match: int = 0  # frames seen since the last one with a match
     decision: Event | None = None
 
     def wants_match(self) -> bool:
-        """Whether this frame's face should be matched: always while undecided; once decided, every
-        ``RECHECK_EVERY`` frames, or every frame while the latest match names somebody else."""
-        if self.decision is None or self.since_match + 1 >= RECHECK_EVERY:
+        """Whether this frame's face should be matched: always while undecided; once decided, when the
+        face comes back after frames without it, every ``RECHECK_EVERY`` frames, and every frame while
+        the latest match is in doubt: it names somebody
+        other than the decision with a score of at least ``DOUBT_SCORE`` (a known person, or a face
+        decided unknown that comes close to someone as it turns or nears the camera)."""
+        if self.decision is None or self.refound or self.since_match + 1 >= RECHECK_EVERY:
             return True
         latest = self.recent[-1][0] if self.recent else None
-        return latest is not None and latest.known and latest.person_id != self.decision.person_id
+        return latest is not None and latest.person_id != self.decision.person_id and latest.score >= DOUBT_SCORE
 
     @property
     def person(self) -> tuple[str, str] | None:
@@ -99,6 +106,7 @@ class FaceTracker:
         self.models = dict(models)
         self.tracks: list[Track] = []
         self._next_id = 1
+        self._last_frame: float | None = None  # timestamp of the previous frame
 
     def update(self, observations: list[Observation], timestamp: float) -> list[tuple[Event, Track]]:
         """Associate this frame's faces with tracks; the events decided on this frame, each with its track."""
@@ -111,8 +119,12 @@ class FaceTracker:
         self.tracks = [t for t in self.tracks if timestamp - t.last_seen <= self.settings.track_timeout_s]
         assigned = self._associate(faces, timestamp)
         for face, track in zip(faces, assigned):
+            track.refound = track.last_seen != self._last_frame
+            if track.refound:
+                track.seen_since = timestamp
             track.box = face.box
             track.last_seen = timestamp
+        self._last_frame = timestamp
         return assigned
 
     def observe(self, tracks: list[Track], matches: Sequence[Match | None], timestamp: float) -> list[tuple[Event, Track]]:
@@ -183,7 +195,9 @@ class FaceTracker:
 
     def _switched(self, track: Track, timestamp: float) -> Event | None:
         """A decided track whose box now shows somebody else, recognized (one person left and
-        another stepped into their place within the timeout): a new appearance, with a new id."""
+        another stepped into their place within the timeout): a new appearance, with a new id.
+        Its first_seen becomes the start of the face's current unbroken run of frames, or the
+        previous decision when that is later (the newcomer came after it)."""
         votes = self._votes(track)
         decided_person = track.decision.person_id if track.decision is not None else None
         candidate = max(votes.items(), key=lambda item: len(item[1]), default=None)
@@ -191,6 +205,7 @@ class FaceTracker:
             return None
         track.id, self._next_id = self._next_id, self._next_id + 1
         track.unmatched = 0
+        track.first_seen = max(track.seen_since, track.decision.timestamp if track.decision is not None else 0.0)
         return self._recognized(track, votes, timestamp)
 
     def _event(self, kind: str, track: Track, agreeing: list[tuple[Match, tuple]], frames: int, timestamp: float,

@@ -131,15 +131,15 @@ def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrit
     # decided faces are only rechecked: about 3 + 3 + 8 decisions' worth of embeddings for 38 faces
     assert stats.faces == 38 and stats.faces_embedded <= 20
 
-def matched_only_when_wanted(tracker: FaceTracker, truths: list[Match], step: float = 0.1):
-    """One face at a fixed place whose true match is ``truths[i]`` on frame i, matched (as the pipeline
-    does) only when its track wants a match; the events and the number of matches made."""
+def matched_only_when_wanted(tracker: FaceTracker, truths: list[Match | None], step: float = 0.1):
+    """One face at a fixed place whose true match is ``truths[i]`` on frame i (None: no face on that frame),
+    matched (as the pipeline does) only when its track wants a match; the events and the number of matches made."""
     events, made = [], 0
     for i, truth in enumerate(truths):
-        tracks = tracker.assign([face(100)], i * step)
-        match = truth if tracks[0].wants_match() else None
+        tracks = tracker.assign([face(100)] if truth is not None else [], i * step)
+        match = truth if tracks and tracks[0].wants_match() else None
         made += match is not None
-        events += [event for event, _ in tracker.observe(tracks, [match], i * step)]
+        events += [event for event, _ in tracker.observe(tracks, [match] * len(tracks), i * step)]
     return events, made
 
 
@@ -160,3 +160,18 @@ def test_somebody_else_stepping_in_is_noticed_at_the_next_recheck_and_then_match
 def test_a_stranger_is_rechecked_and_recognized_when_a_known_person_takes_the_place(tracker):
     events, _ = matched_only_when_wanted(tracker, [NOBODY] * 8 + [ANN] * (2 * RECHECK_EVERY))
     assert [(e.kind, e.name) for e in events] == [("unknown", None), ("recognized", "Ann")]
+
+
+def test_a_face_decided_unknown_but_close_to_a_person_is_matched_every_frame_and_recognized_at_once(tracker):
+    close = Match(False, "p-ann", "Ann", 0.45, 0.45)  # below the threshold, but near: Ann far from the camera
+    events, _ = matched_only_when_wanted(tracker, [close] * 8 + [ANN] * 3)
+    assert [(e.kind, e.name) for e in events] == [("unknown", None), ("recognized", "Ann")]
+    assert events[1].timestamp == pytest.approx(10 * 0.1)  # the third of Ann's frames, no wait for a recheck
+
+
+def test_a_face_coming_back_after_frames_without_it_is_matched_at_once(tracker):
+    events, _ = matched_only_when_wanted(tracker, [ANN] * 5 + [None] * 3 + [BOB] * 3)
+    assert [e.name for e in events] == ["Ann", "Bob"]
+    assert events[1].timestamp == pytest.approx(10 * 0.1)  # Bob's third frame: no wait for a recheck
+    [track] = tracker.tracks
+    assert track.id == events[1].track_id and track.first_seen == pytest.approx(8 * 0.1)  # Bob's first frame
