@@ -196,8 +196,8 @@ class FaceTracker:
     def _switched(self, track: Track, timestamp: float) -> Event | None:
         """A decided track whose box now shows somebody else, recognized (one person left and
         another stepped into their place within the timeout): a new appearance, with a new id.
-        Its first_seen becomes the start of the face's current unbroken run of frames, or the
-        previous decision when that is later (the newcomer came after it)."""
+        Its first_seen becomes the start of the face's current unbroken run of frames (the newcomer
+        came after a gap, or, without a gap, no later than that)."""
         votes = self._votes(track)
         decided_person = track.decision.person_id if track.decision is not None else None
         candidate = max(votes.items(), key=lambda item: len(item[1]), default=None)
@@ -205,7 +205,7 @@ class FaceTracker:
             return None
         track.id, self._next_id = self._next_id, self._next_id + 1
         track.unmatched = 0
-        track.first_seen = max(track.seen_since, track.decision.timestamp if track.decision is not None else 0.0)
+        track.first_seen = track.seen_since
         return self._recognized(track, votes, timestamp)
 
     def _event(self, kind: str, track: Track, agreeing: list[tuple[Match, tuple]], frames: int, timestamp: float,
