@@ -64,7 +64,9 @@ class RecordingStats(PipelineStats):
         super().__init__()
         self.daemon = daemon
         self.max_frames = max_frames
-        self.all_timings: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        # preallocated when the run's length is known, so that the bookkeeping does not grow the RSS it measures
+        self._timings = np.full((max_frames or 0, len(STAGES)), np.nan, np.float32)
+        self._timing_lists: dict[str, list[float]] = {stage: [] for stage in STAGES}
         self.rss_samples: list[tuple[int, float]] = []
         self.first_done: float | None = None
         self.last_done = 0.0
@@ -74,12 +76,24 @@ class RecordingStats(PipelineStats):
         now = time.perf_counter()
         self.first_done = self.first_done or now
         self.last_done = now
+        row = self.frames_processed - 1
         for stage, value in timings_ms.items():
-            self.all_timings[stage].append(value)
+            if row < len(self._timings):
+                self._timings[row, STAGES.index(stage)] = value
+            else:
+                self._timing_lists[stage].append(value)
         if self.frames_processed % RSS_EVERY == 0:
             self.rss_samples.append((self.frames_processed, rss_mb()))
         if self.max_frames is not None and self.frames_processed >= self.max_frames:
             self.daemon.request_stop()
+
+    def all_timings(self) -> dict[str, np.ndarray]:
+        """Every recorded frame's milliseconds, per stage (only the frames the stage ran on)."""
+        timings = {}
+        for column, stage in enumerate(STAGES):
+            values = self._timings[:, column]
+            timings[stage] = np.concatenate([values[~np.isnan(values)], self._timing_lists[stage]])
+        return timings
 
 
 class EventTimes:
@@ -97,6 +111,9 @@ class EventTimes:
         events = self._process(frame)
         published = time.time()
         tracks = {track.id: track for track in self.pipeline.tracker.tracks}
+        oldest = min((track.first_seen for track in tracks.values()), default=frame.timestamp)
+        while self.frame_numbers and next(iter(self.frame_numbers)) < oldest:  # no live track starts there
+            del self.frame_numbers[next(iter(self.frame_numbers))]
         for event in events:
             first_seen = tracks[event.track_id].first_seen
             self.records.append({"kind": event.kind, "name": event.name, "score": event.score, "track": event.track_id,
@@ -147,7 +164,7 @@ def run_here(spec: dict[str, Any]) -> dict[str, Any]:
         "fps": round(processed / wall, 2), "wall_s": round(wall, 2),
         "cpu_s_per_frame": round(cpu / max(processed, 1), 4),
         "latency": {stage: {"median_ms": round(float(np.median(v)), 2), "p95_ms": round(float(np.percentile(v, 95)), 2),
-                            "frames": len(v)} for stage, v in stats.all_timings.items() if v},
+                            "frames": len(v)} for stage, v in stats.all_timings().items() if len(v)},
         "peak_rss_mb": round(peak_rss_mb(), 1), "rss_mb": round(rss_mb(), 1),
         "rss_samples": stats.rss_samples, "faces": status.get("faces", {}), "events": times.records,
     }
