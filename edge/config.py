@@ -12,7 +12,7 @@ import os
 import re
 import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -253,7 +253,7 @@ def config_from_dict(raw: Any, source: str = "config", environ: typing.Mapping[s
     if config.events.needed > config.events.window:
         raise ConfigError(f"{source}: events.needed ({config.events.needed}) must not exceed events.window "
                           f"({config.events.window})")
-    return _replace(config, mqtt=validate_mqtt_client(config.mqtt, "mqtt", source, environ))
+    return replace(config, mqtt=validate_mqtt_client(config.mqtt, "mqtt", source, environ))
 
 
 def build_section(cls: type, raw: Any, source: str) -> Any:
@@ -277,7 +277,7 @@ def validate_mqtt_client(mqtt: MqttClientConfig, key: str, source: str,
             if path is not None and not path.is_file():
                 raise ConfigError(f"{source}: {key}.tls.{name} {path}: file not found")
     password = _password(mqtt, key, source, os.environ if environ is None else environ)
-    return mqtt if password is None else _replace(mqtt, password=password)
+    return mqtt if password is None else replace(mqtt, password=password)
 
 
 def _password(mqtt: MqttClientConfig, key: str, source: str, environ: typing.Mapping[str, str]) -> Secret | None:
@@ -294,12 +294,6 @@ def _password(mqtt: MqttClientConfig, key: str, source: str, environ: typing.Map
             raise ConfigError(f"{source}: {key}.password_env: environment variable {mqtt.password_env} is not set")
         return Secret(environ[mqtt.password_env])
     return None
-
-
-def _replace(instance: Any, **changes: Any) -> Any:
-    values = {f.name: getattr(instance, f.name) for f in fields(instance)}
-    values.update(changes)
-    return type(instance)(**values)
 
 
 def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
