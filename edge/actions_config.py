@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import socket
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -64,8 +64,7 @@ def load_actions_config(path: Path, environ: typing.Mapping[str, str] | None = N
         _check_rule(rule, f"rules[{index}]", source)
         if names.count(rule.name) > 1:
             raise ConfigError(f"{source}: rules[{index}].name {rule.name!r} is used by another rule")
-    mqtt = validate_mqtt_client(config.mqtt, "mqtt", source, environ)
-    return ActionsConfig(config.devices, config.rules, mqtt, config.max_event_age_s, config.log_level)
+    return replace(config, mqtt=validate_mqtt_client(config.mqtt, "mqtt", source, environ))
 
 
 def _check_rule(rule: RuleConfig, key: str, source: str) -> None:

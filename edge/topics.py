@@ -63,8 +63,7 @@ def events_topic(prefix: str, device_id: str) -> str:
 
 def device_of_events_topic(prefix: str, topic: str) -> str | None:
     """The device id in an events topic under ``prefix``, or None when ``topic`` is not one."""
-    head, _, rest = topic.partition(f"{prefix}/") if topic.startswith(f"{prefix}/") else ("", "", "")
-    parts = rest.split("/")
-    if head or len(parts) != 2 or parts[1] != "events" or not parts[0]:
+    device = topic.removeprefix(f"{prefix}/").removesuffix("/events")
+    if not device or "/" in device or topic != events_topic(prefix, device):
         return None
-    return parts[0]
+    return device
