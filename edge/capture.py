@@ -24,10 +24,10 @@ import numpy as np
 
 from .config import CameraConfig
 from .errors import EdgeError
+from .photos import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .capture import CaptureThread, ImageFolderSource, OpenCVSource, open_source
-from .config import DEFAULT_CONFIG_PATH, Config, ConfigError, load_config
+from .config import DEFAULT_CONFIG_PATH, Config, load_config
 from .detector import DetectorSettings, MTCNNDetector
 from .errors import EdgeError
 from .events import EnrolledPerson, EventSink
@@ -81,10 +81,6 @@ class Daemon:
     def request_stop(self) -> None:
         """Stop soon (signal-safe)."""
         self._stop.set()
-
-    def request_reload(self) -> None:
-        """Reload the gallery soon (signal-safe)."""
-        self._reload.set()
 
     def status(self) -> dict[str, Any]:
         """The operator figures now."""
@@ -192,18 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
                         help=f"YAML configuration (default {DEFAULT_CONFIG_PATH})")
     args = parser.parse_args(argv)
-    try:
+    try:  # a bad config, gallery or model: one line, exit status 2 (the unit does not restart on it)
         config = load_config(args.config)
-    except ConfigError as error:
-        print(f"edge-facerec: error: {error}", file=sys.stderr)
-        return 2
-    logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGHUP, lambda *_: reload.set())
-    try:
+        logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
+        stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload.set())
         daemon = Daemon(config, stop=stop, reload=reload)
     except EdgeError as error:
         print(f"edge-facerec: error: {error}", file=sys.stderr)

@@ -27,11 +27,11 @@ from .face_encoder import FaceEncoder
 from .gallery import Gallery, save
 from .matcher import Matcher, decision_threshold
 from .model_files import load_manifest
+from .photos import IMAGE_SUFFIXES
 from .pinned_download import cache_dir
 from .sample_data import celebrity_dataset
 from .sinks import MemorySink, StdoutSink
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 STRANGER_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # apt install opencv-doc
 STRANGER_REGION = (40, 200, 160, 320)  # rows, columns around the one face in that photo
 CLIP_SIZE = (640, 480)

@@ -35,7 +35,7 @@ class Notifier:
         return bool(self.address)
 
     def send(self, message: str) -> bool:
-        """Send one datagram; False (logged once at debug) when it cannot be delivered."""
+        """Send one datagram; False (logged as a warning) when it cannot be delivered."""
         if not self.address:
             return False
         try:

@@ -33,7 +33,6 @@ class PipelineStats:
         self.faces_rejected = 0
         self.faces_embedded = 0
         self.events: dict[str, int] = {"recognized": 0, "unknown": 0}
-        self.last_processed = 0.0  # time.monotonic() of the last processed frame
         self._latency: dict[str, deque] = {stage: deque(maxlen=LATENCY_WINDOW) for stage in STAGES}
 
     def frame_done(self, timings_ms: dict[str, float], faces: int, rejected: int, embedded: int = 0) -> None:
@@ -44,7 +43,6 @@ class PipelineStats:
             self.faces += faces
             self.faces_rejected += rejected
             self.faces_embedded += embedded
-            self.last_processed = time.monotonic()
             for stage, value in timings_ms.items():
                 self._latency[stage].append(value)
 

@@ -147,10 +147,6 @@ class FaceTracker:
                 decided.append((event, track))
         return decided
 
-    def reset(self) -> None:
-        """Forget every track (a reopened camera shows a new scene)."""
-        self.tracks = []
-
     def _associate(self, faces: Sequence[Face], timestamp: float) -> list[Track]:
         boxes = np.array([face.box for face in faces], np.float64).reshape(-1, 4)
         overlaps = iou_matrix(boxes, np.array([t.box for t in self.tracks], np.float64).reshape(-1, 4))

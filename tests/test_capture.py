@@ -38,6 +38,19 @@ def wait_for(condition, timeout: float = 10.0) -> bool:
     return False
 
 
+def take_all(capture: CaptureThread, pause: float = 0.0, timeout: float = 20.0) -> list[int]:
+    """The level of every frame taken until the source is finished (fails instead of hanging)."""
+    taken = []
+    deadline = time.monotonic() + timeout
+    while not capture.finished:
+        assert time.monotonic() < deadline, f"source not finished after {timeout} s: {capture.state}"
+        frame = capture.latest(timeout=1)
+        if frame is not None:
+            taken.append(level(frame))
+            time.sleep(pause)
+    return taken
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> Path:
     return numbered_clip(tmp_path_factory.mktemp("capture") / "numbered.mp4")
@@ -67,13 +80,7 @@ def test_a_realtime_clip_is_paced_at_its_frame_rate(tmp_path):
 def test_lossless_capture_hands_out_every_frame_in_order(clip):
     capture = CaptureThread(OpenCVSource(str(clip), CameraConfig(source=str(clip), realtime=False)), lossless=True)
     capture.start()
-    seen = []
-    while not capture.finished:
-        frame = capture.latest(timeout=1)
-        if frame is not None:
-            seen.append(level(frame))
-            time.sleep(0.005)
-    assert seen == list(range(FRAMES)) and capture.dropped == 0
+    assert take_all(capture, pause=0.005) == list(range(FRAMES)) and capture.dropped == 0
     capture.stop()
 
 
@@ -122,11 +129,7 @@ def test_a_camera_that_fails_is_reopened_and_the_failure_is_visible(tmp_path):
     watcher = threading.Thread(target=lambda: [states.append(capture.state) or time.sleep(0.01) for _ in range(150)])
     watcher.start()
     capture.start()
-    taken = []
-    while not capture.finished:
-        frame = capture.latest(timeout=2)
-        if frame is not None:
-            taken.append(level(frame))
+    taken = take_all(capture)
     watcher.join()
     capture.stop()
     assert source.opened == 2 and capture.failures == 1

@@ -48,8 +48,6 @@ def test_without_systemd_nothing_is_sent_and_the_watchdog_is_off():
     assert Notifier({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).watchdog_interval_s is None
 
 
-
-
 def installed_unit(tmp_path: Path) -> Path:
     """The unit with ExecStart pointing at this environment's edge-facerec (verify checks it exists)."""
     executable = Path(sys.executable).parent / "edge-facerec"

@@ -11,6 +11,7 @@ from edge.face import Face
 from edge.matcher import Match, Matcher, decision_threshold
 from edge.pipeline import Pipeline
 from edge.presence import PresenceTracker
+from edge.sinks import MemorySink
 from edge.tracker import RECHECK_EVERY, FaceTracker, Observation
 from daemon_support import STRANGER, small_gallery, val_photo
 
@@ -89,28 +90,11 @@ def test_presence_is_reported_once_and_away_after_the_quiet_time():
     assert (away.person_id, away.present) == ("p-ann", False) and presence.present == []
 
 
-class Collect:
-    def __init__(self) -> None:
-        self.events, self.presence = [], []
-
-    def people_changed(self, people) -> None: ...
-
-    def publish_event(self, event) -> None:
-        self.events.append(event)
-
-    def publish_presence(self, change) -> None:
-        self.presence.append(change)
-
-    def publish_status(self, status) -> None: ...
-
-    def close(self) -> None: ...
-
-
 def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrities):
     recogniser = Recogniser()
     gallery = small_gallery(recogniser, celebrities)
     matcher = Matcher(gallery, recogniser.encoder.identity, decision_threshold(recogniser.spec, gallery))
-    sink = Collect()
+    sink = MemorySink()
     pipeline = Pipeline(Config(), recogniser.detector, recogniser.encoder, matcher, sink, MODELS)
     canvas = np.full((480, 640, 3), 90, np.uint8)
     known, switched, stranger = canvas.copy(), canvas.copy(), canvas.copy()
@@ -130,6 +114,7 @@ def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrit
     assert stats.frames_processed == len(scenes) and stats.events == {"recognized": 2, "unknown": 1}
     # decided faces are only rechecked: about 3 + 3 + 8 decisions' worth of embeddings for 38 faces
     assert stats.faces == 38 and stats.faces_embedded <= 20
+
 
 def matched_only_when_wanted(tracker: FaceTracker, truths: list[Match | None], step: float = 0.1):
     """One face at a fixed place whose true match is ``truths[i]`` on frame i (None: no face on that frame),
