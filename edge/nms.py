@@ -1,4 +1,5 @@
-"""Non-maximum suppression as the reference MTCNN does it (matrix form, no +1 pixel)."""
+"""Box overlap: intersection over union of box sets, and non-maximum suppression as the
+reference MTCNN does it (matrix form, no +1 pixel)."""
 from __future__ import annotations
 
 from typing import Literal
@@ -35,3 +36,18 @@ def nms(boxes: np.ndarray, scores: np.ndarray, threshold: float,
         later = np.arange(len(ranked)) > np.arange(start, min(start + _BLOCK, len(ranked)))[:, None]
         suppressed |= np.any((overlap > threshold) & later, axis=0)
     return order[~suppressed]
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)

@@ -26,7 +26,7 @@ from .face import Face
 from .face_encoder import FaceEncoder
 from .matcher import Match, Matcher
 from .presence import PresenceTracker
-from .quality import assess, rejection
+from .quality import assess, rejection, too_small
 from .status import PipelineStats
 from .tracker import FaceTracker
 
@@ -111,7 +111,7 @@ class Pipeline:
         """(index into ``faces``, aligned RGB crop) of the faces that pass the quality gate, and how many did
         not. Faces too small for it are rejected before anything is aligned."""
         quality = self.config.quality
-        tall = [i for i, face in enumerate(faces) if face.height >= quality.min_face_px]
+        tall = [i for i, face in enumerate(faces) if too_small(face, quality) is None]
         if not tall:
             return [], len(faces)
         crops = self.encoder.align(self._to_rgb(bgr), [faces[i] for i in tall])

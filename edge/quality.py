@@ -43,10 +43,20 @@ def assess(face: Face, crop_rgb: np.ndarray) -> FaceQuality:
     return FaceQuality(height_px=face.height, sharpness=sharpness(crop_rgb), yaw=yaw(face))
 
 
+def too_small(face: Face, settings: QualityConfig) -> str | None:
+    """The size part of :func:`rejection`, which needs no aligned crop (checked first on a hot path)."""
+    return _size_problem(face.height, settings)
+
+
+def _size_problem(height_px: float, settings: QualityConfig) -> str | None:
+    return f"too small ({height_px:.0f} px < {settings.min_face_px})" if height_px < settings.min_face_px else None
+
+
 def rejection(quality: FaceQuality, settings: QualityConfig) -> str | None:
     """Why the face should not be used, in a few words, or None when it is good enough."""
-    if quality.height_px < settings.min_face_px:
-        return f"too small ({quality.height_px:.0f} px < {settings.min_face_px})"
+    size = _size_problem(quality.height_px, settings)
+    if size is not None:
+        return size
     if quality.sharpness < settings.min_sharpness:
         return f"blurred (sharpness {quality.sharpness:.0f} < {settings.min_sharpness:g})"
     if quality.yaw > settings.max_yaw:

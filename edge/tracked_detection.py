@@ -8,6 +8,7 @@ import numpy as np
 
 from .detector import MTCNNDetector, to_rgb
 from .face import Face
+from .nms import iou_matrix
 
 
 @dataclass(frozen=True)
@@ -33,14 +34,10 @@ class TrackingSettings:
 
 def _overlaps(face: Face, others: list[Face], threshold: float = 0.5) -> bool:
     """Whether ``face`` overlaps any of ``others`` by at least ``threshold`` IoU."""
-    x1, y1, x2, y2 = face.box
-    for other in others:
-        ox1, oy1, ox2, oy2 = other.box
-        inter = max(0.0, min(x2, ox2) - max(x1, ox1)) * max(0.0, min(y2, oy2) - max(y1, oy1))
-        union = (x2 - x1) * (y2 - y1) + (ox2 - ox1) * (oy2 - oy1) - inter
-        if union > 0 and inter / union >= threshold:
-            return True
-    return False
+    if not others:
+        return False
+    boxes = np.array([other.box for other in others], np.float64)
+    return bool(iou_matrix(np.array([face.box], np.float64), boxes).max() >= threshold)
 
 
 class TrackingDetector:

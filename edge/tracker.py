@@ -33,6 +33,7 @@ from .config import EventsConfig
 from .events import Event
 from .face import Face
 from .matcher import Match
+from .nms import iou_matrix
 
 MIN_IOU = 0.3  # a face continues a track when their boxes overlap at least this much
 RECHECK_EVERY = 10  # a decided track's face is matched again after this many frames without a match
@@ -79,21 +80,6 @@ class Track:
         if self.decision is not None and self.decision.kind == "recognized":
             return self.decision.person_id, self.decision.name
         return None
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box in ``a`` (N, 4) with every box in ``b`` (M, 4)."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
-    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
-    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
-    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
 class FaceTracker:

@@ -22,17 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.detector import STAGES, DetectorSettings, MTCNNDetector  # noqa: E402
 from edge.face import Face  # noqa: E402
+from edge.nms import iou_matrix  # noqa: E402
 from edge.sample_data import celebrity_dataset  # noqa: E402
 from edge.tracked_detection import TrackingDetector, TrackingSettings  # noqa: E402
-
-
-def iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
-    """Intersection over union of two x1, y1, x2, y2 boxes."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = w * h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 def video_frames(path: Path, limit: int) -> list[np.ndarray]:
@@ -80,7 +72,9 @@ def recall(reference: list[list[Face]], found: list[list[Face]]) -> tuple[int, i
     matched = total = 0
     for ref_faces, faces in zip(reference, found):
         total += len(ref_faces)
-        matched += sum(any(iou(r.box, f.box) >= 0.5 for f in faces) for r in ref_faces)
+        if ref_faces and faces:
+            overlaps = iou_matrix(np.array([r.box for r in ref_faces]), np.array([f.box for f in faces]))
+            matched += int(np.sum(overlaps.max(axis=1) >= 0.5))
     return matched, total
 
 

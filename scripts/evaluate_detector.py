@@ -44,6 +44,7 @@ sys.path.insert(0, str(REPO))
 from edge.detector import DetectorSettings, MTCNNDetector  # noqa: E402
 from edge.interpreter import runtime_name  # noqa: E402
 from edge.model_files import load_manifest  # noqa: E402
+from edge.nms import iou_matrix  # noqa: E402
 
 CACHE_DIR = Path.home() / ".cache" / "edge-facerec" / "wider"
 GT_FILE = "wider_face_val_bbx_gt.txt"
@@ -230,18 +231,6 @@ def run(detector: Detector, images: list[tuple[str, Path]], fresh: bool) -> Dete
 
 
 # ----------------------------------------------------------------------------- scoring
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a (N, 4) against b (M, 4), x1 y1 x2 y2 (continuous coordinates)."""
-    w = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    h = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = w * h
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
 
 @dataclass
 class Score:
