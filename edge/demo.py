@@ -27,7 +27,7 @@ from .face_encoder import FaceEncoder
 from .gallery import Gallery, save
 from .matcher import Matcher, decision_threshold
 from .model_files import load_manifest
-from .photos import IMAGE_SUFFIXES
+from .photos import IMAGE_SUFFIXES, PhotoSkipped, load_photo
 from .pinned_download import cache_dir
 from .sample_data import celebrity_dataset
 from .sinks import MemorySink, StdoutSink
@@ -41,9 +41,13 @@ GAP_S = 0.5  # ... then an empty frame this long
 
 
 def read_bgr(path: Path) -> np.ndarray | None:
-    """A photo as BGR, or None when it is not a readable image."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    """A photo as BGR, upright, read within the size limits edge-enroll uses (``edge.photos``);
+    None, with a line on stderr naming the file and why, when it cannot be used."""
+    try:
+        return load_photo(path).image
+    except PhotoSkipped as skipped:
+        print(f"  skipped {path}: {skipped}", file=sys.stderr)
+        return None
 
 
 def largest(faces: list[Face]) -> Face | None:
@@ -84,10 +88,11 @@ class Recogniser:
             rows, sources = [], []
             for photo in photos:
                 image = read_bgr(photo)
-                embedding = self.embed_largest(image) if image is not None else None
+                if image is None:
+                    continue
+                embedding = self.embed_largest(image)
                 if embedding is None:
-                    print(f"  skipped {photo}: {'no face found' if image is not None else 'not an image'}",
-                          file=sys.stderr)
+                    print(f"  skipped {photo}: no face found", file=sys.stderr)
                     continue
                 rows.append(embedding)
                 sources.append(photo.name)
@@ -195,7 +200,6 @@ def run_images(args: argparse.Namespace) -> int:
     for path in args.image:
         image = read_bgr(path)
         if image is None:
-            print(f"{path}: cannot read image", file=sys.stderr)
             continue
         faces = recogniser.detector.detect(image)
         embeddings = recogniser.encoder.encode(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), faces)
