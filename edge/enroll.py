@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import fcntl
 import functools
 import os
@@ -42,7 +43,7 @@ from typing import NoReturn
 import cv2
 
 from . import gallery as gallery_file
-from .config import DEFAULT_CONFIG_PATH, Config, QualityConfig, load_config
+from .config import DEFAULT_CONFIG_PATH, Config, load_config
 from .daemon_notify import DEFAULT_UNIT, NotifyError, notify_daemon
 from .enroll_report import (Progress, private_folder, report_dict, summary_table, write_contact_sheets,
                             write_private, write_report)
@@ -51,7 +52,7 @@ from .enrollment import DOMINANCE, Enroller, EnrollmentSettings, PersonOutcome, 
 from .errors import EdgeError
 from .face_encoder import FaceEncoder
 from .gallery import EmbedderIdentity, Gallery, GalleryError
-from .model_files import load_manifest
+from .model_files import ModelSpec, load_manifest
 from .photos import scan_source
 
 CONSISTENCY_THRESHOLD = 0.45  # median cosine a photo needs to the person's other photos (docs/enroll.md)
@@ -200,11 +201,11 @@ def tell_daemon(args: argparse.Namespace) -> None:
 
 
 @functools.lru_cache(maxsize=2)
-def _loaded_models(embedder: str | None, quantization: str, detector_threads: int, encoder_threads: int,
+def _loaded_models(spec: ModelSpec, quantization: str, detector_threads: int, encoder_threads: int,
                    min_face: float) -> tuple[MTCNNDetector, FaceEncoder]:
     detector = MTCNNDetector(DetectorSettings(min_face_size=min_face, quantization=quantization,
                                               num_threads=detector_threads))
-    return detector, FaceEncoder(load_manifest().embedder(embedder), encoder_threads)
+    return detector, FaceEncoder(spec, encoder_threads)
 
 
 def load_models(config: Config, min_face: int) -> tuple[MTCNNDetector, FaceEncoder, float]:
@@ -216,7 +217,7 @@ def load_models(config: Config, min_face: int) -> tuple[MTCNNDetector, FaceEncod
     threshold = config.recognition.threshold or spec.match_threshold
     if threshold is None:
         raise EdgeError(f"model {spec.name!r} has no calibrated match_threshold: set recognition.threshold")
-    detector, encoder = _loaded_models(config.recognition.embedder, config.detector.quantization,
+    detector, encoder = _loaded_models(spec, config.detector.quantization,
                                        config.detector.threads, config.recognition.threads,
                                        max(12.0, min_face / DOMINANCE))
     return detector, encoder, threshold
@@ -278,8 +279,8 @@ class EnrollRun:
 def enroll(args: argparse.Namespace, config: Config, path: Path) -> int:
     """The main job: process SOURCE, write the report, then the gallery when anything was accepted."""
     started = time.perf_counter()
-    quality = QualityConfig(min_face_px=args.min_face if args.min_face is not None else config.quality.min_face_px,
-                            min_sharpness=config.quality.min_sharpness, max_yaw=config.quality.max_yaw)
+    quality = (config.quality if args.min_face is None
+               else dataclasses.replace(config.quality, min_face_px=args.min_face))
     people_folders, ignored = scan_source(args.source)
     detector, encoder, threshold = load_models(config, quality.min_face_px)
     settings = EnrollmentSettings(quality, CONSISTENCY_THRESHOLD, threshold)

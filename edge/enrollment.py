@@ -8,6 +8,7 @@ match the person's other photos is left out as probably someone else's.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .detector import MTCNNDetector
 from .face import Face
 from .face_encoder import FaceEncoder
 from .gallery import Gallery
-from .photos import LoadedPhoto, PersonFolder, PhotoSkipped, load_photo
+from .photos import PersonFolder, PhotoSkipped, decode, read_bytes
 from .quality import FaceQuality, assess, rejection
 
 DOMINANCE = 1.5  # the largest face must be this many times taller than the next to be chosen
@@ -144,11 +145,13 @@ class Enroller:
         return outcome
 
     def _process(self, outcome: PhotoOutcome, seen: dict[str, str]) -> None:
-        loaded: LoadedPhoto = load_photo(outcome.path)
-        outcome.sha256 = loaded.sha256
-        first = seen.setdefault(loaded.sha256, outcome.relative)
-        if first != outcome.relative:
+        data = read_bytes(outcome.path)
+        outcome.sha256 = hashlib.sha256(data).hexdigest()
+        first = seen.get(outcome.sha256)
+        if first is not None:  # checked before decoding: a copy costs no decode
             raise PhotoSkipped("duplicate", f"same file as {first}")
+        loaded = decode(data)
+        seen[outcome.sha256] = outcome.relative  # only a decodable photo: copies of a broken one are reported broken
         found = self.detector.detect(loaded.working)
         face = _in_image(choose_face(found, self.settings.dominance), loaded.working_scale)
         outcome.face = face

@@ -1,4 +1,4 @@
-"""Finding and reading enrollment photos: one folder per person, safe decoding, exact duplicates.
+"""Finding and reading enrollment photos: one folder per person, safe decoding.
 
 ``SOURCE/<person name>/...`` holds each person's photos (``.jpg .jpeg .png .bmp .webp`` in any
 letter case). Photos in subfolders of a person's folder belong to that person. Symbolic links
@@ -12,7 +12,6 @@ JPEGs at a reduced scale, and shrinks the result to a working size for detection
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import unicodedata
 from dataclasses import dataclass, field
@@ -57,7 +56,6 @@ class LoadedPhoto:
     working: np.ndarray  # BGR, longer side at most the working side (``image`` itself when small enough)
     working_scale: float  # working pixels per image pixel (<= 1)
     original_size: tuple[int, int]  # width, height as stored in the file
-    sha256: str
 
 
 def display_name(folder_name: str) -> str:
@@ -153,7 +151,7 @@ def decode(data: bytes, max_pixels: int = MAX_DECODED_PIXELS, working_side: int 
         scale = working_side / longer
         size = (round(bgr.shape[1] * scale), round(bgr.shape[0] * scale))
         working = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-    return LoadedPhoto(bgr, working, scale, (header.width, header.height), hashlib.sha256(data).hexdigest())
+    return LoadedPhoto(bgr, working, scale, (header.width, header.height))
 
 
 def load_photo(path: Path, max_pixels: int = MAX_DECODED_PIXELS, working_side: int = WORKING_SIDE) -> LoadedPhoto:

@@ -144,10 +144,7 @@ def main() -> int:
         sharp, cos = [], []
         for name, index in sample:
             bgr = images[name][index]
-            measured0 = probe.measure(bgr)
-            if measured0 is None:
-                continue
-            s = sigma * measured0[1].height_px / 160.0
+            s = sigma * qualities[name][index].height_px / 160.0
             blurred = cv2.GaussianBlur(bgr, (0, 0), s) if s > 0 else bgr
             measured = probe.measure(blurred)
             if measured is None:
@@ -162,11 +159,10 @@ def main() -> int:
     for height in (24, 32, 40, 60, 80):
         cos, sharp = [], []
         for name, index in sample:
-            bgr = images[name][index]
-            measured0 = probe.measure(bgr)
-            if measured0 is None or measured0[1].height_px < height * 1.2:
+            bgr, height_px = images[name][index], qualities[name][index].height_px
+            if height_px < height * 1.2:
                 continue
-            f = height / measured0[1].height_px
+            f = height / height_px
             measured = probe.measure(cv2.resize(bgr, None, fx=f, fy=f, interpolation=cv2.INTER_AREA))
             if measured is None:
                 continue
