@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -85,33 +86,21 @@ def to_rgb(frame: object) -> np.ndarray:
 
 
 def resolve_quantization(requested: str) -> str:
-    """``auto`` becomes int8 where XNNPACK runs the int8 detector fastest, else float32.
+    """``auto`` becomes int8 where XNNPACK runs the int8 detector fastest (ARM), else float32.
 
     - tflite-runtime 2.14: float32; its default delegate takes only float graphs (its int8
       kernels ran the detector 10-20x slower on x86; see docs/models.md).
     - ai-edge-litert on ARM (Raspberry Pi, Jetson): int8.
-    - ai-edge-litert on x86: int8 only with the VNNI dot-product instructions; without them
-      XNNPACK's int8 kernels ran the cascade about twice as slow as float32 (docs/detector.md).
+    - ai-edge-litert on x86: float32. XNNPACK's int8 P-Net and R-Net ran about twice as slow
+      as float32 both on an AVX2 CPU and on an AVX-512 VNNI one (docs/detector.md).
     """
     if requested != "auto":
         return requested
     if runtime_name() != "ai-edge-litert":
         return "float32"
     if platform.machine().lower() in ("x86_64", "amd64", "i686", "x86"):
-        return "int8" if _cpu_flags() & {"avx512_vnni", "avx_vnni"} else "float32"
+        return "float32"
     return "int8"
-
-
-def _cpu_flags() -> set[str]:
-    """The CPU feature flags Linux reports (empty where /proc/cpuinfo is not readable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.partition(":")[2].split())
-    return set()
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, scale_factor: float) -> list[float]:
@@ -145,6 +134,16 @@ def _regressed(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return boxes + offsets * np.stack([width, height, width, height], axis=1)
 
 
+def _batch_size(count: int) -> int:
+    """The interpreter batch a stage runs ``count`` crops in: the next multiple of 4 up to 32 (tracking
+    passes run 4-20 crops; a power of two would pad 20 to 32), then the next power of two: 12 shapes."""
+    if count <= 2:
+        return count
+    if count <= 32:
+        return -(-count // 4) * 4
+    return 1 << (count - 1).bit_length()
+
+
 class MTCNNDetector:
     """Finds faces, their confidence and 5 landmarks in BGR frames."""
 
@@ -171,7 +170,9 @@ class MTCNNDetector:
         self.timings = dict.fromkeys(STAGES, 0.0)
         if min(rgb.shape[:2]) < self.settings.min_face_size:
             return []
+        started = time.perf_counter()
         image = normalise_fixed(rgb)
+        self.timings["pyramid"] += (time.perf_counter() - started) * 1000  # the frame's normalisation counts there
         return self._confirm(image, self._propose(image), onet_threshold)
 
     def detect_near(self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]],
@@ -181,6 +182,7 @@ class MTCNNDetector:
         Each box is squared about its centre at every factor in ``growth``; O-Net's regression
         moves the candidates onto faces that moved a little since. ``threshold`` (default: the
         O-Net threshold) may be lower than a new face needs: a face seen before keeps its track.
+        Only the pixels under the search boxes are normalised, not the whole frame.
         """
         self.timings = dict.fromkeys(STAGES, 0.0)
         if not boxes:
@@ -191,7 +193,7 @@ class MTCNNDetector:
         sides = np.maximum(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1])
         candidates = np.concatenate([np.concatenate([centres - (sides * g / 2)[:, None],
                                                      centres + (sides * g / 2)[:, None]], axis=1) for g in growth])
-        faces = self._output(normalise_fixed(rgb), candidates, threshold)
+        faces = self._output(rgb, candidates, threshold, prepare=normalise_fixed)
         self.timings["onet"] = (time.perf_counter() - started) * 1000
         return faces
 
@@ -247,14 +249,16 @@ class MTCNNDetector:
         self.timings["nms"] += (clock() - started) * 1000
         return np.concatenate([_squared(candidates[:, :4]), candidates[:, 4:5]], axis=1)
 
-    def _run_batched(self, model: TFLiteModel, image: np.ndarray, boxes: np.ndarray, size: int) -> dict[int, np.ndarray]:
-        """A stage network on crops of ``boxes``, in power-of-two batches (a bounded set of interpreter shapes)."""
+    def _run_batched(self, model: TFLiteModel, image: np.ndarray, boxes: np.ndarray, size: int,
+                     prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[int, np.ndarray]:
+        """A stage network on crops of ``boxes``, in batches of a few fixed sizes (a bounded set of interpreter shapes);
+        ``prepare`` normalises a raw frame's cropped region (see :func:`crop_and_resize`)."""
         results: dict[int, list[np.ndarray]] = {}
         for start in range(0, len(boxes), _MAX_BATCH):
             chunk = boxes[start:start + _MAX_BATCH]
-            padded = 1 << (len(chunk) - 1).bit_length()
+            padded = _batch_size(len(chunk))
             batch = np.zeros((padded, size, size, 3), dtype=np.float32)
-            batch[:len(chunk)] = crop_and_resize(image, chunk, size)
+            batch[:len(chunk)] = crop_and_resize(image, chunk, size, prepare=prepare)
             for width, values in model.run(batch).items():
                 results.setdefault(width, []).append(values[:len(chunk)])
         return {width: np.concatenate(parts) for width, parts in results.items()}
@@ -269,10 +273,11 @@ class MTCNNDetector:
         picked = nms(boxes, scores, s.rnet_nms)
         return np.concatenate([_squared(boxes[picked]), scores[picked, None]], axis=1)
 
-    def _output(self, image: np.ndarray, boxes: np.ndarray, threshold: float | None = None) -> list[Face]:
+    def _output(self, image: np.ndarray, boxes: np.ndarray, threshold: float | None = None,
+                prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Face]:
         """O-Net on 48x48 crops: final faces with landmarks, in frame coordinates."""
         s = self.settings
-        outputs = self._run_batched(self._onet, image, boxes[:, :4], 48)
+        outputs = self._run_batched(self._onet, image, boxes[:, :4], 48, prepare)
         scores = outputs[_PROB][:, 1]
         keep = scores > (s.onet_threshold if threshold is None else threshold)
         boxes, scores = boxes[keep, :4], scores[keep]

@@ -91,19 +91,16 @@ def test_settings_out_of_range_are_named(bad):
         DetectorSettings(**bad)
 
 
-@pytest.mark.parametrize("machine, flags, expected", [
-    ("x86_64", {"avx2"}, "float32"),  # no VNNI: XNNPACK's int8 is about twice as slow here
-    ("x86_64", {"avx2", "avx512_vnni"}, "int8"),
-    ("x86_64", {"avx2", "avx_vnni"}, "int8"),
-    ("aarch64", set(), "int8"),
-    ("armv7l", set(), "int8"),
+@pytest.mark.parametrize("machine, expected", [
+    ("x86_64", "float32"),  # XNNPACK's int8 cascade is about twice as slow here, with or without VNNI
+    ("aarch64", "int8"),
+    ("armv7l", "int8"),
 ])
-def test_auto_quantization_follows_the_cpu(monkeypatch, machine, flags, expected):
+def test_auto_quantization_follows_the_cpu(monkeypatch, machine, expected):
     from edge import detector as module
 
     monkeypatch.setattr(module, "runtime_name", lambda: "ai-edge-litert")
     monkeypatch.setattr(module.platform, "machine", lambda: machine)
-    monkeypatch.setattr(module, "_cpu_flags", lambda: flags)
     assert module.resolve_quantization("auto") == expected
     assert module.resolve_quantization("int8") == "int8"
 
