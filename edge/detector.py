@@ -152,10 +152,12 @@ class MTCNNDetector:
         models = load_manifest(models_dir).models
         self.quantization = resolve_quantization(self.settings.quantization)
         suffix = "fp32" if self.quantization == "float32" else "int8"
+        self.model_names = tuple(f"mtcnn-{stage}-{suffix}" for stage in ("pnet", "rnet", "onet"))
+        pnet, rnet, onet = (models[name] for name in self.model_names)
         threads = self.settings.num_threads
-        self._pnet = TFLiteModel(models[f"mtcnn-pnet-{suffix}"], threads, models_dir, max_shapes=32)
-        self._rnet = TFLiteModel(models[f"mtcnn-rnet-{suffix}"], threads, models_dir)
-        self._onet = TFLiteModel(models[f"mtcnn-onet-{suffix}"], threads, models_dir)
+        self._pnet = TFLiteModel(pnet, threads, models_dir, max_shapes=32)
+        self._rnet = TFLiteModel(rnet, threads, models_dir)
+        self._onet = TFLiteModel(onet, threads, models_dir)
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
 
     def detect(self, frame: object) -> list[Face]:

@@ -221,14 +221,13 @@ class Detections:
 
 
 def detector_key(detector: MTCNNDetector, manifest: Manifest) -> str:
-    suffix = "fp32" if detector.quantization == "float32" else "int8"
-    models = [manifest.models[f"mtcnn-{stage}-{suffix}"].sha256 for stage in ("pnet", "rnet", "onet")]
+    models = [manifest.models[name].sha256 for name in detector.model_names]
     return _key("detections-v1", models, dataclasses.asdict(detector.settings), detector.quantization)
 
 
-def detect_all(names: list[str], images: Path, manifest: Manifest) -> Detections:
+def detect_all(names: list[str], images: Path, manifest: Manifest, quantization: str = "auto") -> Detections:
     """Detections for ``names`` (cached: only images not yet in the cache are run)."""
-    detector = MTCNNDetector(DetectorSettings())
+    detector = MTCNNDetector(DetectorSettings(quantization=quantization))
     key = detector_key(detector, manifest)
     path = cache_dir() / "lfw" / f"detections_{detector.quantization}_{key}.npz"
     cached: dict[str, tuple] = {}
@@ -617,6 +616,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="time alignment and embedding again on N faces per configuration, apart from "
                              "the (cached) run, for the ms columns; run nothing else meanwhile")
     parser.add_argument("--detect-only", action="store_true", help="only run (and cache) the detections")
+    parser.add_argument("--detector-quantization", choices=("auto", "int8", "float32"), default="auto",
+                        help="the MTCNN models (default: what the daemon picks on this machine; int8 is ARM's)")
     parser.add_argument("--markdown", type=Path, help="also write the tables to this file")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(argv)
@@ -639,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"LFW at {lfw}: {len(pairs)} pairs, {len(split.enrolled)} known people, {len(split.strangers)} strangers, "
           f"{len(names)} images", file=sys.stderr)
 
-    detections = detect_all(names, images, manifest)
+    detections = detect_all(names, images, manifest, args.detector_quantization)
     faces, fallback_used = detections.faces()
     if args.detect_only:
         print(f"{int(fallback_used.sum())} of {len(names)} images without a face; "
