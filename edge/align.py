@@ -1,7 +1,7 @@
 """Cutting a detected face out of the frame the way the embedder expects it.
 
 Two preparations, chosen by name (:data:`ALIGNERS`, the manifest's ``alignment`` of an
-embedder): ``margin``, the tutorial's box crop, and ``landmarks``, a similarity transform of
+embedder): ``margin``, the tutorial's box crop (:func:`tutorial_crop`), and ``landmarks``, a similarity transform of
 the 5 MTCNN landmarks onto a fixed template (followed by a fixed horizontal stretch that
 reproduces the geometry of FaceNet's training crops). Enrollment and recognition must call the same one:
 use :func:`aligner_for` / :func:`align_faces` with the embedder's spec rather than picking
@@ -38,9 +38,35 @@ on LFW) and is resized to a square, so FaceNet saw faces widened by that much. T
 alignment fits a similarity to the template compressed by this factor, then widens by it."""
 
 
+MARGIN_FRACTION = 0.30
+"""The tutorial crop's margin as a fraction of the box's geometric-mean side sqrt(w * h), split
+evenly between opposite sides: davidsandberg's ``align_dataset_mtcnn.py`` adds 32 px (16 per side)
+to MTCNN boxes of the 250x250 LFW images, and the median box there is 91 x 123 px, whose
+geometric-mean side is 106 px (32 / 106 = 0.30). Scaling with the face keeps the crop the same
+for faces of any size."""
+
+
+def tutorial_crop(rgb: np.ndarray, face: Face, size: int = 160, fraction: float = MARGIN_FRACTION) -> np.ndarray:
+    """The crop davidsandberg's FaceNet was trained and evaluated on: the detector's box, not
+    squared, enlarged by ``fraction`` of sqrt(w * h) (half on each side), clipped to the frame
+    and resized to ``size`` x ``size`` without keeping the aspect ratio (bilinear; area
+    averaging when it shrinks). A box entirely outside the frame gives a black crop."""
+    height, width = rgb.shape[:2]
+    x1, y1, x2, y2 = face.box
+    pad = fraction * np.sqrt(max(x2 - x1, 1.0) * max(y2 - y1, 1.0)) / 2
+    left, top = max(round(x1 - pad), 0), max(round(y1 - pad), 0)
+    right, bottom = min(round(x2 + pad), width), min(round(y2 + pad), height)
+    if right <= left or bottom <= top:
+        return np.zeros((size, size, 3), dtype=np.uint8)
+    patch = rgb[top:bottom, left:right]
+    shrinks = patch.shape[0] > size and patch.shape[1] > size
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if shrinks else cv2.INTER_LINEAR)
+
+
 def margin_crop(rgb: np.ndarray, face: Face, size: int = 160, margin: int = 32) -> np.ndarray:
-    """The tutorial's crop: the box, squared about its centre, grown so the face fills
-    ``size - margin`` of ``size`` pixels, then resized to ``size`` (outside the frame is black)."""
+    """A square crop (for people to look at, e.g. exported enrollment crops): the box, squared
+    about its centre, grown so the face fills ``size - margin`` of ``size`` pixels, then
+    resized to ``size`` (outside the frame is black). The embedders use :func:`tutorial_crop`."""
     x1, y1, x2, y2 = face.box
     side = max(x2 - x1, y2 - y1) * size / (size - margin)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
@@ -130,10 +156,10 @@ def _shrunk_region(rgb: np.ndarray, matrix: np.ndarray, size: int, scale: float)
 Aligner = Callable[[np.ndarray, Face, int], np.ndarray]
 
 ALIGNERS: dict[str, Aligner] = {
-    "margin": lambda rgb, face, size=160: margin_crop(rgb, face, size=size, margin=size // 5),
+    "margin": tutorial_crop,
     "landmarks": landmark_align,
 }
-"""Face preparations by name: ``margin`` (box + 32 px of 160 margin) and ``landmarks``."""
+"""Face preparations by name: ``margin`` (:func:`tutorial_crop`) and ``landmarks``."""
 assert tuple(ALIGNERS) == ALIGNMENTS
 
 

@@ -306,14 +306,14 @@ def candidates(manifest: Manifest, export_dir: Path, only: list[str] | None) -> 
 
 def align_key(alignment: str) -> str:
     """Fingerprint of the code and constants behind one alignment (cache key)."""
-    from edge import align, crop
+    from edge import align
     parts = [inspect.getsource(align.ALIGNERS[alignment])]
     if alignment == "landmarks":
         parts += [inspect.getsource(f) for f in (align.landmark_align, align._shrunk_region,
                                                   align.similarity_transform, align.landmark_transform)]
         parts += [np.asarray(align.LANDMARK_TEMPLATE).tobytes().hex(), align.LANDMARK_STRETCH]
     else:
-        parts += [inspect.getsource(align.margin_crop), inspect.getsource(crop)]
+        parts += [inspect.getsource(align.tutorial_crop), align.MARGIN_FRACTION]
     return _key(parts)
 
 

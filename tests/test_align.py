@@ -1,6 +1,7 @@
-"""Face preparation for the embedder: the landmark alignment puts the face on its template, the
-margin crop keeps the box centred, faces at the frame edge are padded black, and the method is
-picked by name."""
+"""Face preparation for the embedder: the landmark alignment puts the face on its template and
+pads faces at the frame edge black; the tutorial crop stretches the box plus a margin that
+scales with the face to the whole crop and clips at the frame edge; the square margin crop keeps
+the box centred; the method is picked by name."""
 from __future__ import annotations
 
 import math
@@ -10,7 +11,8 @@ import numpy as np
 import pytest
 
 from edge.align import (ALIGNERS, LANDMARK_STRETCH, align_faces, aligner, aligner_for, landmark_align,
-                        landmark_template, landmark_transform, margin_crop, similarity_transform)
+                        landmark_template, landmark_transform, margin_crop, similarity_transform,
+                        tutorial_crop)
 from edge.detector import DetectorSettings, MTCNNDetector
 from edge.face import Face
 from edge.model_files import ALIGNMENTS
@@ -118,11 +120,17 @@ def test_aligned_crops_of_all_sample_faces_put_the_eyes_where_the_transform_says
     assert np.median(errors) < 3.0, np.median(errors, axis=0)
 
 
-def test_margin_crop_keeps_the_face_box_centred():
-    frame = np.full((300, 400, 3), 60, np.uint8)
-    x1, y1, x2, y2 = 150, 80, 230, 200  # 80 x 120: squared to 120, grown to fill 128 of 160
+def _box_frame(scale: int) -> tuple[np.ndarray, Face]:
+    """A grey frame with a white 80 x 120 box (times ``scale``) and the face of that box."""
+    frame = np.full((300 * scale, 400 * scale, 3), 60, np.uint8)
+    x1, y1, x2, y2 = (v * scale for v in (150, 80, 230, 200))
     frame[y1:y2, x1:x2] = 255
-    crop = margin_crop(frame, Face((x1, y1, x2, y2), 1.0, np.zeros((5, 2), np.float32)), SIZE, 32)
+    return frame, Face((x1, y1, x2, y2), 1.0, np.zeros((5, 2), np.float32))
+
+
+def test_margin_crop_keeps_the_face_box_centred():
+    frame, face = _box_frame(1)  # 80 x 120: squared to 120, grown to fill 128 of 160
+    crop = margin_crop(frame, face, SIZE, 32)
     ys, xs = np.nonzero(crop[..., 0] > 160)
     assert abs((xs.min() + xs.max() + 1) / 2 - SIZE / 2) <= 1
     assert abs((ys.min() + ys.max() + 1) / 2 - SIZE / 2) <= 1
@@ -130,20 +138,45 @@ def test_margin_crop_keeps_the_face_box_centred():
     assert abs((xs.max() - xs.min() + 1) - 128 * 80 / 120) <= 2
 
 
-@pytest.mark.parametrize("method", ALIGNMENTS)
-def test_faces_at_the_frame_edge_are_padded_black(method):
+def test_tutorial_crop_stretches_the_box_and_its_margin_to_the_crop():
+    frame, face = _box_frame(1)
+    crop = tutorial_crop(frame, face, SIZE, 0.30)
+    # margin 0.30 * sqrt(80 * 120) = 29.4 px, 15 per side: 110 x 150 px resized to 160 x 160
+    ys, xs = np.nonzero(crop[..., 0] > 160)
+    assert abs((xs.max() - xs.min() + 1) - 80 / 110 * SIZE) <= 2
+    assert abs((ys.max() - ys.min() + 1) - 120 / 150 * SIZE) <= 2
+    assert abs((xs.min() + xs.max() + 1) / 2 - SIZE / 2) <= 1
+    assert abs((ys.min() + ys.max() + 1) / 2 - SIZE / 2) <= 1
+
+
+def test_tutorial_crop_margin_scales_with_the_face():
+    small, large = (tutorial_crop(*_box_frame(scale), SIZE) for scale in (1, 3))
+    assert np.mean(np.abs(small.astype(int) - large.astype(int)) > 40) < 0.02
+
+
+def test_tutorial_crop_clips_at_the_frame_edge():
+    frame = np.full((240, 320, 3), 200, np.uint8)
+    leaving = Face((-30.0, 60.0, 50.0, 180.0), 1.0, np.zeros((5, 2), np.float32))
+    crop = tutorial_crop(frame, leaving, SIZE)
+    assert crop.shape == (SIZE, SIZE, 3) and np.all(crop == 200)  # the part inside, stretched
+    gone = Face((-500.0, -500.0, -400.0, -380.0), 1.0, np.zeros((5, 2), np.float32))
+    assert not tutorial_crop(frame, gone, SIZE).any()
+
+
+def test_landmark_faces_at_the_frame_edge_are_padded_black():
     frame = np.full((240, 320, 3), 200, np.uint8)
     leaving = _face_from_crop_similarity(0.9, 0.0, (10.0, 120.0))  # crop centre 10 px from the left edge
-    crop = ALIGNERS[method](frame, leaving, SIZE)
+    crop = landmark_align(frame, leaving, SIZE)
     assert crop.shape == (SIZE, SIZE, 3)
     assert np.all(crop[:, :40] == 0)  # left of the frame: black
     assert np.all(crop[40:120, -30:] == 200)  # inside the frame: the frame
     gone = _face_from_crop_similarity(0.9, 0.0, (-500.0, -500.0))
-    assert not ALIGNERS[method](frame, gone, SIZE).any()
+    assert not landmark_align(frame, gone, SIZE).any()
 
 
 def test_methods_are_picked_by_name(manifest):
     assert tuple(ALIGNERS) == ALIGNMENTS == ("margin", "landmarks")
+    assert ALIGNERS["margin"] is tutorial_crop
     with pytest.raises(ValueError, match="margin, landmarks"):
         aligner("affine")
     spec = manifest.embedder()
