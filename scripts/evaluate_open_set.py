@@ -123,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, help="evaluation data folder holding lfw/")
     parser.add_argument("--model", help="embedder (default: the manifest's default)")
+    parser.add_argument("--detector-quantization", choices=("auto", "int8", "float32"), default="auto",
+                        help="the MTCNN models (default: what the daemon picks on this machine; int8 is ARM's)")
     parser.add_argument("--draws", type=int, default=20, help="random galleries per size (one at the full size)")
     parser.add_argument("--tail-only", action="store_true", help="print the impostor tail as manifest JSON and stop")
     parser.add_argument("--markdown", type=Path)
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     names = tail_images if args.tail_only else list(dict.fromkeys(
         tail_images + [n for e in split.enrolled for n in e] + split.probes + split.strangers
         + [n for photos in rich for n in photos]))
-    detections = detect_all(names, images, manifest)
+    detections = detect_all(names, images, manifest, args.detector_quantization)
     faces, _ = detections.faces()
     emb = embed_config(spec, None, spec.alignment, names, CropSource(images, names, faces))
     vectors = dict(zip(names, emb.vectors(spec.flip_fusion)))
