@@ -83,7 +83,7 @@ class DetectorConfig:
     quantization: Literal["auto", "int8", "float32"] = "auto"
     threads: int = 2
     tracking: bool = True  # refine last positions, full pyramid every full_every frames
-    full_every: int = 10
+    full_every: int = 7
 
 
 @dataclass(frozen=True)

@@ -178,12 +178,16 @@ class MTCNNDetector:
         return self._confirm(image, self._propose(image), onet_threshold)
 
     def detect_near(self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]],
-                    growth: tuple[float, ...] = (0.9, 1.0, 1.15, 1.3), threshold: float | None = None) -> list[Face]:
+                    growth: tuple[float, ...] = (0.9, 1.0, 1.15, 1.3), threshold: float | None = None,
+                    settle: float | None = None) -> list[Face]:
         """Faces near earlier boxes by O-Net alone (no pyramid, no R-Net): the tracking path.
 
         Each box is squared about its centre at every factor in ``growth``; O-Net's regression
         moves the candidates onto faces that moved a little since. ``threshold`` (default: the
         O-Net threshold) may be lower than a new face needs: a face seen before keeps its track.
+        With ``settle``, each box is searched at ``growth[0]`` alone first, and at the other
+        factors only when that first box scores ``settle`` or less (most tracked faces stay
+        put, so most need one O-Net crop instead of one per factor).
         Only the pixels under the search boxes are normalised, not the whole frame.
         """
         self.timings = dict.fromkeys(STAGES, 0.0)
@@ -193,9 +197,26 @@ class MTCNNDetector:
         corners = np.asarray(boxes, dtype=np.float64)
         centres = (corners[:, :2] + corners[:, 2:]) / 2
         sides = np.maximum(corners[:, 2] - corners[:, 0], corners[:, 3] - corners[:, 1])
-        candidates = np.concatenate([np.concatenate([centres - (sides * g / 2)[:, None],
-                                                     centres + (sides * g / 2)[:, None]], axis=1) for g in growth])
-        faces = self._output(rgb, candidates, threshold, prepare=normalise_fixed)
+
+        def around(selected: np.ndarray, factors: tuple[float, ...]) -> np.ndarray:
+            return np.concatenate([np.concatenate([centres[selected] - (sides[selected] * g / 2)[:, None],
+                                                   centres[selected] + (sides[selected] * g / 2)[:, None]], axis=1)
+                                   for g in factors])
+
+        everywhere = np.arange(len(corners))
+        if settle is None or len(growth) == 1:
+            candidates = around(everywhere, growth)
+            outputs = self._run_batched(self._onet, rgb, candidates, 48, normalise_fixed)
+        else:
+            candidates = around(everywhere, growth[:1])
+            outputs = self._run_batched(self._onet, rgb, candidates, 48, normalise_fixed)
+            unsettled = np.flatnonzero(outputs[_PROB][:, 1] <= settle)
+            if len(unsettled):
+                more = around(unsettled, growth[1:])
+                extra = self._run_batched(self._onet, rgb, more, 48, normalise_fixed)
+                candidates = np.concatenate([candidates, more])
+                outputs = {width: np.concatenate([values, extra[width]]) for width, values in outputs.items()}
+        faces = self._faces(rgb.shape, candidates, outputs, threshold)
         self.timings["onet"] = (time.perf_counter() - started) * 1000
         return faces
 
@@ -275,11 +296,14 @@ class MTCNNDetector:
         picked = nms(boxes, scores, s.rnet_nms)
         return np.concatenate([_squared(boxes[picked]), scores[picked, None]], axis=1)
 
-    def _output(self, image: np.ndarray, boxes: np.ndarray, threshold: float | None = None,
-                prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Face]:
+    def _output(self, image: np.ndarray, boxes: np.ndarray, threshold: float | None = None) -> list[Face]:
         """O-Net on 48x48 crops: final faces with landmarks, in frame coordinates."""
+        return self._faces(image.shape, boxes, self._run_batched(self._onet, image, boxes[:, :4], 48), threshold)
+
+    def _faces(self, shape: tuple[int, ...], boxes: np.ndarray, outputs: dict[int, np.ndarray],
+               threshold: float | None = None) -> list[Face]:
+        """Faces from O-Net's ``outputs`` on ``boxes``: thresholded, regressed, NMS'd and clipped to a frame of ``shape``."""
         s = self.settings
-        outputs = self._run_batched(self._onet, image, boxes[:, :4], 48, prepare)
         scores = outputs[_PROB][:, 1]
         keep = scores > (s.onet_threshold if threshold is None else threshold)
         boxes, scores = boxes[keep, :4], scores[keep]
@@ -290,7 +314,7 @@ class MTCNNDetector:
         ys = height * points[:, 5:10] + boxes[:, 1:2] - 1
         boxes = _regressed(boxes, offsets)
         picked = nms(boxes, scores, s.onet_nms, method="min")
-        frame_h, frame_w = image.shape[:2]
+        frame_h, frame_w = shape[:2]
         clipped = np.clip(boxes[picked], 0, [frame_w - 1, frame_h - 1, frame_w - 1, frame_h - 1])
         return [
             Face(box=tuple(float(v) for v in box), score=float(score),

@@ -15,9 +15,10 @@ from .nms import iou_matrix
 class TrackingSettings:
     """When to fall back to the full cascade, and how tracked faces are kept."""
 
-    full_every: int = 10  # run the full cascade at least every this many frames (new faces appear then)
+    full_every: int = 7  # run the full cascade at least every this many frames (new faces appear then)
     keep_threshold: float = 0.3  # O-Net score that keeps a face already tracked (a new face needs onet_threshold)
     growth: tuple[float, ...] = (0.9, 1.0, 1.15, 1.3)  # search boxes around each tracked face, as factors of its size
+    staged: bool = True  # search at growth[0] first, at the other factors only candidates that box does not keep
     scene_change: float = 20.0  # mean grey-level change (0-255) of a 32x18 thumbnail that forces a full pass (a cut)
     full_when_lost: bool = True  # a reported face not re-found by the tracking pass forces a full pass on that frame
 
@@ -44,6 +45,9 @@ class TrackingDetector:
     """Re-finds last frame's candidates with O-Net alone, and runs the full cascade every
     ``full_every`` frames, whenever nothing is tracked, when the scene changes at once (a cut,
     a camera switch) and, with ``full_when_lost``, when a reported face is not re-found.
+
+    With ``staged``, a tracking pass runs O-Net on one box per candidate (``growth[0]``) and
+    on the other ``growth`` boxes only for the candidates that first box does not keep.
 
     Tracked are the faces and the near-misses (O-Net score at least ``keep_threshold``);
     a near-miss is reported once it reaches the detector's O-Net threshold, and a reported
@@ -90,7 +94,7 @@ class TrackingDetector:
         self._timings = {}
         if not full:
             candidates = self.detector.detect_near(rgb, [face.box for face in self._candidates], s.growth,
-                                                   s.keep_threshold)
+                                                   s.keep_threshold, s.keep_threshold if s.staged else None)
             self._add_timings()
             self.tracked_runs += 1
             self._since_full += 1

@@ -5,13 +5,13 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import DetectorSettings, MTCNNDetector
+from edge.detector import DetectorSettings, MTCNNDetector, to_rgb
 from edge.tracked_detection import TrackingDetector, TrackingSettings
 
 
 @pytest.fixture(scope="module")
 def portrait(celebrities) -> np.ndarray:
-    photo = cv2.imread(str(sorted((celebrities / "val").glob("*/*.jpg"))[0]))
+    photo = cv2.imread(str(min((celebrities / "val").glob("*/*.jpg"))))
     return cv2.resize(photo, (160, int(160 * photo.shape[0] / photo.shape[1])))
 
 
@@ -74,7 +74,46 @@ def test_a_face_that_leaves_is_dropped_at_once(portrait):
     assert tracker.detect(np.full((480, 640, 3), 110, np.uint8)) == []
 
 
-@pytest.mark.parametrize("bad", [dict(full_every=0), dict(keep_threshold=2.0), dict(growth=()), dict(scene_change=0)])
+def onet_crops_per_call(detector: MTCNNDetector, monkeypatch) -> list[int]:
+    """Records how many boxes each O-Net call of ``detector`` is given."""
+    calls: list[int] = []
+    run_batched = detector._run_batched
+
+    def counted(model, image, boxes, size, prepare=None):
+        if model is detector._onet:
+            calls.append(len(boxes))
+        return run_batched(model, image, boxes, size, prepare)
+
+    monkeypatch.setattr(detector, "_run_batched", counted)
+    return calls
+
+
+@pytest.mark.parametrize("staged, crops", [(True, [1]), (False, [4])])
+def test_a_face_its_first_box_keeps_costs_one_onet_crop(portrait, monkeypatch, staged, crops):
+    detector = MTCNNDetector(DetectorSettings(min_face_size=40))
+    tracker = TrackingDetector(detector, TrackingSettings(staged=staged))
+    assert len(tracker.detect(scene(portrait, 20))) == 1
+    assert len(tracker._candidates) == 1
+    calls = onet_crops_per_call(detector, monkeypatch)
+    moved = tracker.detect(scene(portrait, 24))
+    assert calls == crops  # growth has 4 factors; staged, the first box alone kept the face
+    assert len(moved) == 1 and iou(moved[0].box, detector.detect(scene(portrait, 24))[0].box) > 0.8
+    assert tracker.full_runs == 1
+
+
+def test_a_face_its_first_box_misses_is_found_with_the_other_boxes(portrait, monkeypatch):
+    detector = MTCNNDetector(DetectorSettings(min_face_size=40))
+    frame = scene(portrait, 20)
+    face = detector.detect(frame)[0]
+    calls = onet_crops_per_call(detector, monkeypatch)
+    # a third of the face's size around its centre shows a nose, not a face; the box at 1.0 shows the face
+    assert detector.detect_near(to_rgb(frame), [face.box], growth=(0.3,), threshold=0.3) == []
+    found = detector.detect_near(to_rgb(frame), [face.box], growth=(0.3, 1.0, 1.15), threshold=0.3, settle=0.3)
+    assert calls == [1, 1, 2]
+    assert len(found) == 1 and iou(found[0].box, face.box) > 0.8
+
+
+@pytest.mark.parametrize("bad", [{"full_every": 0}, {"keep_threshold": 2.0}, {"growth": ()}, {"scene_change": 0}])
 def test_tracking_settings_out_of_range_are_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad))):
         TrackingSettings(**bad)
