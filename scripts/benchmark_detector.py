@@ -88,7 +88,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--min-face", type=float, default=40)
     parser.add_argument("--frames", type=int, default=275)
-    parser.add_argument("--full-every", type=int, default=10)
+    parser.add_argument("--full-every", type=int, default=TrackingSettings().full_every)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--pyramid", choices=("exact", "cascaded"), default="cascaded")
     parser.add_argument("--data", type=Path, default=Path(os.environ.get(
