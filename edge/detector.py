@@ -159,6 +159,7 @@ class MTCNNDetector:
         self._rnet = TFLiteModel(rnet, threads, models_dir)
         self._onet = TFLiteModel(onet, threads, models_dir)
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
+        self._normalised = np.empty((0, 0, 3), np.float32)  # the last frame normalised, reused while its size holds
 
     def detect(self, frame: object) -> list[Face]:
         """Faces in a BGR (or BGRA, grayscale) uint8 frame, best score first."""
@@ -173,7 +174,9 @@ class MTCNNDetector:
         if min(rgb.shape[:2]) < self.settings.min_face_size:
             return []
         started = time.perf_counter()
-        image = normalise_fixed(rgb)
+        if self._normalised.shape != rgb.shape:
+            self._normalised = np.empty(rgb.shape, np.float32)
+        image = normalise_fixed(rgb, out=self._normalised)
         self.timings["pyramid"] += (time.perf_counter() - started) * 1000  # the frame's normalisation counts there
         return self._confirm(image, self._propose(image), onet_threshold)
 
