@@ -46,6 +46,17 @@ def test_same_faces_for_bgr_gray_and_bgra(detector, val_photos):
     assert len(detector.detect(gray[:, :, None])) >= 1
 
 
+def test_a_reused_detector_answers_each_frame_as_a_fresh_one(val_photos):
+    """The detector keeps its normalised-frame buffer between frames; nothing of one frame may leak into the next."""
+    frames = [cv2.imread(str(p)) for p in val_photos[:3]]
+    frames.append(cv2.resize(frames[0], (frames[0].shape[1] // 2 * 2 + 40, frames[0].shape[0])))  # another size
+    reused = MTCNNDetector(DetectorSettings(quantization="int8"))
+    for frame in frames:
+        again, fresh = reused.detect(frame), MTCNNDetector(DetectorSettings(quantization="int8")).detect(frame)
+        assert [f.box for f in again] == [f.box for f in fresh]
+        assert [f.score for f in again] == [f.score for f in fresh]
+
+
 def test_no_face_in_flat_or_noise_frames(detector):
     assert detector.detect(np.full((480, 640, 3), 128, np.uint8)) == []
     noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
