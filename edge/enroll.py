@@ -241,6 +241,19 @@ def apply_to_gallery(gallery: Gallery, people: list[PersonOutcome]) -> dict[str,
     return ids
 
 
+def enroll_source(source: Path, config: Config) -> tuple[Gallery, list[PersonOutcome]]:
+    """A new gallery of SOURCE's people made as ``edge-enroll`` makes one (same detector, face choice,
+    quality gate, duplicate and consistency checks), without reports; and what became of each photo."""
+    people_folders, _ = scan_source(source)
+    detector, encoder, threshold = load_models(config, config.quality.min_face_px)
+    enroller = Enroller(detector, encoder, EnrollmentSettings(config.quality, CONSISTENCY_THRESHOLD, threshold))
+    seen: dict[str, str] = {}
+    people = [enroller.person(folder, source, seen) for folder in people_folders]
+    gallery = Gallery(encoder.identity)
+    apply_to_gallery(gallery, people)
+    return gallery, people
+
+
 def export_aligned(people: list[PersonOutcome], folder: Path) -> int:
     """Write accepted photos' margin crops as folder/<person folder>/<photo stem>.png; how many."""
     written = 0

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from edge.capture import Frame  # noqa: E402
 from edge.config import config_from_dict  # noqa: E402
 from edge.daemon import Daemon  # noqa: E402
-from edge.demo import Recogniser, make_clip, sample_shots  # noqa: E402
+from edge.demo import Recogniser, demo_config, enroll_samples, make_clip, sample_shots  # noqa: E402
 from edge.events import Event  # noqa: E402
 from edge.gallery import Gallery, save  # noqa: E402
 from edge.sample_data import celebrity_dataset  # noqa: E402
@@ -219,13 +219,13 @@ def stage_gallery(recogniser: Recogniser, people: Path, work: Path) -> Path:
     return path
 
 
-def demo_files(recogniser: Recogniser, work: Path) -> tuple[Path, Path]:
+def demo_files(work: Path) -> tuple[Path, Path]:
     """edge-demo's gallery (5 people's train photos) and clip (a held-out photo of each, a stranger)."""
     dataset = celebrity_dataset()
-    gallery = work / "demo.npz"
-    save(recogniser.enroll_folder(dataset / "train"), gallery)
+    gallery, clip = work / "demo.npz", work / "demo.mp4"
+    save(enroll_samples(dataset, demo_config(clip, gallery))[0], gallery)
     shots, _ = sample_shots(dataset)
-    return gallery, make_clip(shots, work / "demo.mp4")
+    return gallery, make_clip(shots, clip)
 
 
 def main() -> int:
@@ -261,7 +261,7 @@ def main() -> int:
         empty = work / "empty.npz"
         save(Gallery(recogniser.encoder.identity), empty, allow_empty=True)
         stage_people = stage_gallery(recogniser, people, work) if needs_shared and set(args.runs) - {"street"} else empty
-        demo_gallery, demo_clip = demo_files(recogniser, work) if "demo" in args.runs else (empty, empty)
+        demo_gallery, demo_clip = demo_files(work) if "demo" in args.runs else (empty, empty)
         base = {"threads": args.threads, "quantization": args.quantization, "loop": False}
         specs = {
             "stage": dict(base, video=str(stage), gallery=str(stage_people), realtime=False),
