@@ -213,9 +213,12 @@ def test_list_and_remove(enrolled, tmp_path, capsys):
 
 
 RECORDER = """
-import signal, sys, time
-def hup(signum, frame):
-    open(sys.argv[1], "a").write("HUP\\n")
+import os, signal, sys, time
+def hup(signum, frame):  # one line per signal, written whole then renamed: never read half-written
+    before = open(sys.argv[1]).read() if os.path.exists(sys.argv[1]) else ""
+    with open(sys.argv[1] + ".part", "w") as part:
+        part.write(before + "HUP\\n")
+    os.replace(sys.argv[1] + ".part", sys.argv[1])
 signal.signal(signal.SIGHUP, hup)
 print("ready", flush=True)
 time.sleep(30)
