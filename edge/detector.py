@@ -206,19 +206,15 @@ class MTCNNDetector:
                                                    centres[selected] + (sides[selected] * g / 2)[:, None]], axis=1)
                                    for g in factors])
 
-        everywhere = np.arange(len(corners))
-        if settle is None or len(growth) == 1:
-            candidates = around(everywhere, growth)
-            outputs = self._run_batched(self._onet, rgb, candidates, 48, normalise_fixed)
-        else:
-            candidates = around(everywhere, growth[:1])
-            outputs = self._run_batched(self._onet, rgb, candidates, 48, normalise_fixed)
-            unsettled = np.flatnonzero(outputs[_PROB][:, 1] <= settle)
-            if len(unsettled):
-                more = around(unsettled, growth[1:])
-                extra = self._run_batched(self._onet, rgb, more, 48, normalise_fixed)
-                candidates = np.concatenate([candidates, more])
-                outputs = {width: np.concatenate([values, extra[width]]) for width, values in outputs.items()}
+        first = growth if settle is None else growth[:1]
+        candidates = around(np.arange(len(corners)), first)
+        outputs = self._run_batched(self._onet, rgb, candidates, 48, normalise_fixed)
+        unsettled = np.flatnonzero(outputs[_PROB][:, 1] <= settle) if len(first) < len(growth) else []
+        if len(unsettled):
+            more = around(unsettled, growth[len(first):])
+            extra = self._run_batched(self._onet, rgb, more, 48, normalise_fixed)
+            candidates = np.concatenate([candidates, more])
+            outputs = {width: np.concatenate([values, extra[width]]) for width, values in outputs.items()}
         faces = self._faces(rgb.shape, candidates, outputs, threshold)
         self.timings["onet"] = (time.perf_counter() - started) * 1000
         return faces

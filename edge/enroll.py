@@ -43,7 +43,7 @@ from typing import NoReturn
 import cv2
 
 from . import gallery as gallery_file
-from .config import DEFAULT_CONFIG_PATH, Config, load_config
+from .config import DEFAULT_CONFIG_PATH, Config, QualityConfig, load_config
 from .daemon_notify import DEFAULT_UNIT, NotifyError, notify_daemon
 from .enroll_report import (Progress, private_folder, report_dict, summary_table, write_contact_sheets,
                             write_private, write_report)
@@ -241,15 +241,20 @@ def apply_to_gallery(gallery: Gallery, people: list[PersonOutcome]) -> dict[str,
     return ids
 
 
+def make_enroller(config: Config, quality: QualityConfig, export: tuple[int, int] | None = None) -> Enroller:
+    """The Enroller the configuration calls for: its models, ``quality`` gate and checks."""
+    detector, encoder, threshold = load_models(config, quality.min_face_px)
+    return Enroller(detector, encoder, EnrollmentSettings(quality, CONSISTENCY_THRESHOLD, threshold), export)
+
+
 def enroll_source(source: Path, config: Config) -> tuple[Gallery, list[PersonOutcome]]:
     """A new gallery of SOURCE's people made as ``edge-enroll`` makes one (same detector, face choice,
     quality gate, duplicate and consistency checks), without reports; and what became of each photo."""
     people_folders, _ = scan_source(source)
-    detector, encoder, threshold = load_models(config, config.quality.min_face_px)
-    enroller = Enroller(detector, encoder, EnrollmentSettings(config.quality, CONSISTENCY_THRESHOLD, threshold))
+    enroller = make_enroller(config, config.quality)
     seen: dict[str, str] = {}
     people = [enroller.person(folder, source, seen) for folder in people_folders]
-    gallery = Gallery(encoder.identity)
+    gallery = Gallery(enroller.encoder.identity)
     apply_to_gallery(gallery, people)
     return gallery, people
 
@@ -295,10 +300,8 @@ def enroll(args: argparse.Namespace, config: Config, path: Path) -> int:
     quality = (config.quality if args.min_face is None
                else dataclasses.replace(config.quality, min_face_px=args.min_face))
     people_folders, ignored = scan_source(args.source)
-    detector, encoder, threshold = load_models(config, quality.min_face_px)
-    settings = EnrollmentSettings(quality, CONSISTENCY_THRESHOLD, threshold)
-    enroller = Enroller(detector, encoder, settings,
-                        (args.export_size, args.export_margin) if args.export_aligned else None)
+    enroller = make_enroller(config, quality, (args.export_size, args.export_margin) if args.export_aligned else None)
+    encoder, settings = enroller.encoder, enroller.settings
     with gallery_lock(path) if not args.dry_run else contextlib.nullcontext():
         existing = previous_gallery(path, encoder.identity, args.replace)
         progress = Progress(sum(len(p.photos) for p in people_folders))
@@ -312,7 +315,8 @@ def enroll(args: argparse.Namespace, config: Config, path: Path) -> int:
         # replace: only the people enrolled now. Both keep the ids people had under the same name.
         others = [] if args.replace else [p for p in existing.people if p.name not in accepted_names]
         reused = [p for p in existing.people if p.name in accepted_names]
-        run.same_people = likely_same_people(people, Gallery(encoder.identity, others), threshold)
+        run.same_people = likely_same_people(people, Gallery(encoder.identity, others),
+                                            settings.duplicate_identity_threshold)
         for person in people:
             person.warnings.extend(f"looks like {other}: the same person twice?"
                                    for other in run.same_people.get(person.name, []))

@@ -15,16 +15,13 @@ def normalise_fixed(pixels: np.ndarray, out: np.ndarray | None = None) -> np.nda
     """(x - 127.5) / 128 as float32; uint8 pixels through a 256-entry table (one pass, ~8x faster).
 
     ``out``, a float32 array of the same shape, receives the result instead of a new array."""
+    if out is None:
+        out = np.empty(pixels.shape, np.float32)
     if pixels.dtype == np.uint8 and pixels.size:
         rows = pixels.reshape(-1, pixels.shape[-1])
-        if out is None:
-            return cv2.LUT(rows, _FIXED_TABLE).reshape(pixels.shape)
         cv2.LUT(rows, _FIXED_TABLE, dst=out.reshape(rows.shape))
-        return out
-    result = (pixels.astype(np.float32) - 127.5) * (1.0 / 128.0)
-    if out is None:
-        return result
-    out[...] = result
+    else:
+        np.multiply(pixels.astype(np.float32) - 127.5, 1.0 / 128.0, out=out)
     return out
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.gallery import EmbedderIdentity, Gallery
+from edge.gallery import EmbedderIdentity, Gallery, Person
 from edge.matcher import Matcher
 
 EMBEDDINGS = [100, 1_000, 10_000, 50_000]
@@ -34,13 +34,11 @@ def unit_rows(rng: np.random.Generator, count: int, size: int) -> np.ndarray:
 
 
 def make_gallery(identity: EmbedderIdentity, embeddings: int, photos: int, rng: np.random.Generator) -> Gallery:
-    """A gallery of ``embeddings`` rows, ``photos`` per person."""
-    gallery = Gallery(identity)
+    """A gallery of ``embeddings`` rows, ``photos`` per person (built whole: ``Gallery.add`` looks each name up)."""
     rows = unit_rows(rng, embeddings, identity.embedding_size)
-    for start in range(0, embeddings, photos):
-        chunk = rows[start:start + photos]
-        gallery.add(f"person {start // photos}", chunk, [f"photo {i}" for i in range(len(chunk))])
-    return gallery
+    return Gallery(identity, [Person(f"p-{start}", f"person {start // photos}", rows[start:start + photos],
+                                     [f"photo {i}" for i in range(len(rows[start:start + photos]))])
+                              for start in range(0, embeddings, photos)])
 
 
 def median_p90(samples: list[float]) -> tuple[float, float]:

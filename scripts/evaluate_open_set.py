@@ -63,6 +63,36 @@ class SizeResult:
     stranger_trials: int
 
 
+@dataclass
+class Tally:
+    """Counts of one table row, summed over its draws."""
+
+    rank1: int = 0
+    accepted: int = 0
+    probes: int = 0
+    strangers_accepted: int = 0
+    strangers: int = 0
+
+    def add(self, probe_scores: np.ndarray, truth: np.ndarray, stranger_scores: np.ndarray, threshold: float) -> None:
+        """One draw: person scores (M, G) of the probes with their true index, and of the strangers."""
+        right = probe_scores.argmax(axis=1) == truth
+        self.rank1 += int(right.sum())
+        self.accepted += int(np.sum(right & (probe_scores.max(axis=1) >= threshold)))
+        self.probes += len(truth)
+        self.strangers_accepted += int(np.sum(stranger_scores.max(axis=1) >= threshold))
+        self.strangers += len(stranger_scores)
+
+    def result(self, people: int, draws: int, rule: str, threshold_rule: str, threshold: float) -> SizeResult:
+        """The row, printed to stderr as it is made."""
+        r = SizeResult(people, draws, rule, threshold_rule, threshold, self.rank1 / self.probes,
+                       self.accepted / self.probes, self.strangers_accepted / self.strangers,
+                       self.strangers_accepted, self.strangers)
+        print(f"G={people:3d} {rule:9s} {threshold_rule:13s} ({draws} draws) thr {threshold:.3f}: rank-1 "
+              f"{100 * r.rank1:.2f}% accepted {100 * r.accepted_correct:.2f}% strangers "
+              f"{100 * r.stranger_false_accepts:.3f}% ({r.strangers_accepted}/{r.stranger_trials})", file=sys.stderr)
+        return r
+
+
 def scores(vectors: np.ndarray, enrolled: np.ndarray, rule: str) -> np.ndarray:
     """(M, G) person scores of probe vectors against enrolled (G, 3, D)."""
     if rule == "centroid":
@@ -76,21 +106,14 @@ def random_photos(vectors: dict[str, np.ndarray], known: list[list[str]], strang
                   rng: np.random.Generator, draws: int) -> SizeResult:
     """Every known person enrolled with 3 photos drawn at random (the split's first 3 by file name
     are one such draw), probed with their others; best-of-3 at ``threshold``, totals over draws."""
-    rank1 = accepted = trials = stranger_hits = 0
+    tally = Tally()
     for _ in range(draws):
         picks = [rng.permutation(len(photos)) for photos in known]
         enrolled = np.stack([[vectors[known[i][j]] for j in pick[:3]] for i, pick in enumerate(picks)])
         probes = np.stack([vectors[known[i][j]] for i, pick in enumerate(picks) for j in pick[3:]])
         truth = np.concatenate([np.full(len(pick) - 3, i) for i, pick in enumerate(picks)])
-        probe_scores = scores(probes, enrolled, "best-of-3")
-        right = probe_scores.argmax(axis=1) == truth
-        rank1 += int(right.sum())
-        accepted += int(np.sum(right & (probe_scores.max(axis=1) >= threshold)))
-        trials += len(truth)
-        stranger_hits += int(np.sum(scores(strangers, enrolled, "best-of-3").max(axis=1) >= threshold))
-    return SizeResult(len(known), draws, "best-of-3, random photos", "gallery-aware", threshold, rank1 / trials,
-                      accepted / trials, stranger_hits / (draws * len(strangers)), stranger_hits,
-                      draws * len(strangers))
+        tally.add(scores(probes, enrolled, "best-of-3"), truth, scores(strangers, enrolled, "best-of-3"), threshold)
+    return tally.result(len(known), draws, "best-of-3, random photos", "gallery-aware", threshold)
 
 
 def photos_per_person(vectors: dict[str, np.ndarray], rich: list[list[str]], strangers: np.ndarray,
@@ -172,36 +195,18 @@ def main(argv: list[str] | None = None) -> int:
             comparisons = size * (3 if rule == "best-of-3" else 1)
             aware = gallery_threshold(tail_table, comparisons, TARGET)
             for threshold_rule, threshold in (("fixed", fixed), ("gallery-aware", aware)):
-                rank1 = accepted = trials = 0.0
-                stranger_hits = stranger_trials = 0
+                tally = Tally()
                 for _ in range(draws):
                     chosen = np.sort(rng.choice(len(enrolled_all), size, replace=False))
                     mask = np.isin(split.probe_identity, chosen)
                     truth = np.searchsorted(chosen, split.probe_identity[mask])
-                    probe_scores = scores(probe_vectors[mask], enrolled_all[chosen], rule)
-                    best = probe_scores.argmax(axis=1)
-                    best_score = probe_scores.max(axis=1)
-                    rank1 += float(np.sum(best == truth))
-                    accepted += float(np.sum((best == truth) & (best_score >= threshold)))
-                    trials += len(truth)
-                    stranger_best = scores(stranger_vectors, enrolled_all[chosen], rule).max(axis=1)
-                    stranger_hits += int(np.sum(stranger_best >= threshold))
-                    stranger_trials += len(stranger_best)
-                results.append(SizeResult(size, draws, rule, threshold_rule, threshold, rank1 / trials,
-                                          accepted / trials, stranger_hits / stranger_trials, stranger_hits,
-                                          stranger_trials))
-                r = results[-1]
-                print(f"G={size:3d} {rule:9s} {threshold_rule:13s} thr {threshold:.3f}: rank-1 {100 * r.rank1:.2f}% "
-                      f"accepted {100 * r.accepted_correct:.2f}% strangers {100 * r.stranger_false_accepts:.3f}% "
-                      f"({stranger_hits}/{stranger_trials})", file=sys.stderr)
+                    tally.add(scores(probe_vectors[mask], enrolled_all[chosen], rule), truth,
+                              scores(stranger_vectors, enrolled_all[chosen], rule), threshold)
+                results.append(tally.result(size, draws, rule, threshold_rule, threshold))
 
     known = [photos for photos in people.values() if len(photos) >= 5]
     results.append(random_photos(vectors, known, stranger_vectors,
                                  gallery_threshold(tail_table, 3 * len(known), TARGET), rng, args.draws))
-    r = results[-1]
-    print(f"G={r.people} {r.rule}, {r.draws} draws, thr {r.threshold:.3f}: rank-1 {100 * r.rank1:.2f}% "
-          f"accepted {100 * r.accepted_correct:.2f}% strangers {100 * r.stranger_false_accepts:.3f}% "
-          f"({r.strangers_accepted}/{r.stranger_trials})", file=sys.stderr)
 
     per_photos = photos_per_person(vectors, rich, stranger_vectors, tail_table, rng, args.draws)
 
