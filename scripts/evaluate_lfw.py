@@ -321,13 +321,13 @@ def candidates(manifest: Manifest, export_dir: Path, only: list[str] | None) -> 
 def align_key(alignment: str) -> str:
     """Fingerprint of the code and constants behind one alignment (cache key)."""
     from edge import align
-    parts = [inspect.getsource(align.ALIGNERS[alignment])]
+    parts = [inspect.getsource(align.ALIGNERS[alignment])]  # tutorial_crop itself for margin
     if alignment == "landmarks":
         parts += [inspect.getsource(f) for f in (align.landmark_align, align._shrunk_region,
                                                   align.similarity_transform, align.landmark_transform)]
         parts += [np.asarray(align.LANDMARK_TEMPLATE).tobytes().hex(), align.LANDMARK_STRETCH]
     else:
-        parts += [inspect.getsource(align.tutorial_crop), align.MARGIN_FRACTION]
+        parts.append(align.MARGIN_FRACTION)
     return _key(parts)
 
 
