@@ -24,7 +24,7 @@ import numpy as np
 
 from .config import CameraConfig
 from .errors import EdgeError
-from .photos import IMAGE_SUFFIXES
+from .image_files import IMAGE_SUFFIXES
 
 log = logging.getLogger(__name__)
 

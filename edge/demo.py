@@ -29,7 +29,8 @@ from .face_encoder import FaceEncoder
 from .gallery import Gallery, save
 from .matcher import Matcher, decision_threshold
 from .model_files import load_manifest
-from .photos import IMAGE_SUFFIXES, PhotoSkipped, load_photo
+from .image_files import IMAGE_SUFFIXES
+from .photos import PhotoSkipped, load_photo
 from .pinned_download import cache_dir
 from .sample_data import celebrity_dataset
 from .sinks import MemorySink, StdoutSink

@@ -51,8 +51,8 @@ from .detector import DetectorSettings, MTCNNDetector
 from .enrollment import DOMINANCE, Enroller, EnrollmentSettings, PersonOutcome, likely_same_people
 from .errors import EdgeError
 from .face_encoder import FaceEncoder
-from .gallery import EmbedderIdentity, Gallery, GalleryError
-from .model_files import ModelSpec, load_manifest
+from .gallery import Gallery, GalleryError
+from .model_files import EmbedderIdentity, ModelSpec, load_manifest
 from .photos import scan_source
 
 CONSISTENCY_THRESHOLD = 0.45  # median cosine a photo needs to the person's other photos (docs/enroll.md)

@@ -15,8 +15,7 @@ import numpy as np
 from .align import align_faces
 from .embedder import FaceEmbedder
 from .face import Face
-from .gallery import EmbedderIdentity
-from .model_files import ModelSpec
+from .model_files import EmbedderIdentity, ModelSpec
 
 
 class FaceEncoder:
@@ -25,13 +24,7 @@ class FaceEncoder:
     def __init__(self, spec: ModelSpec, num_threads: int = 2, models_dir: Path | None = None) -> None:
         self.spec = spec
         self.embedder = FaceEmbedder(spec, num_threads, models_dir)
-        self.identity = EmbedderIdentity(
-            model=spec.name,
-            sha256=spec.sha256,
-            embedding_size=int(spec.embedding_size or 0),
-            alignment=spec.alignment,
-            flip_fusion=spec.flip_fusion,
-        )
+        self.identity = EmbedderIdentity.of(spec)
 
     @property
     def crop_size(self) -> int:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import EdgeError
+from .model_files import EmbedderIdentity
 
 FORMAT = "edge-facerec-gallery"
 VERSION = 1
@@ -28,17 +29,6 @@ VERSION = 1
 
 class GalleryError(EdgeError):
     """A gallery file that cannot be read, or cannot be used with the running model."""
-
-
-@dataclass(frozen=True)
-class EmbedderIdentity:
-    """What produced a gallery's embeddings; two galleries match only when these are equal."""
-
-    model: str
-    sha256: str
-    embedding_size: int
-    alignment: str
-    flip_fusion: bool
 
 
 @dataclass

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import EdgeError
-from .gallery import EmbedderIdentity, Gallery, GalleryError
-from .model_files import ModelSpec
+from .gallery import Gallery, GalleryError
+from .model_files import EmbedderIdentity, ModelSpec
 
 
 @dataclass(frozen=True)

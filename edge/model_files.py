@@ -36,6 +36,23 @@ class ModelSpec:
     impostor_tail: tuple[tuple[float, float], ...] = ()  # (far, cosine) on LFW cross-identity pairs (embedders)
 
 
+@dataclass(frozen=True)
+class EmbedderIdentity:
+    """What produced a gallery's embeddings; two galleries match only when these are equal."""
+
+    model: str
+    sha256: str
+    embedding_size: int
+    alignment: str
+    flip_fusion: bool
+
+    @classmethod
+    def of(cls, spec: ModelSpec) -> EmbedderIdentity:
+        """The identity of the embeddings an embedder's manifest entry produces."""
+        return cls(model=spec.name, sha256=spec.sha256, embedding_size=int(spec.embedding_size or 0),
+                   alignment=spec.alignment, flip_fusion=spec.flip_fusion)
+
+
 def default_models_dir() -> Path:
     """``$EDGE_MODELS_DIR``, else the models installed with the package, else the source tree's ``models/``."""
     override = os.environ.get("EDGE_MODELS_DIR")

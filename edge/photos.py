@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .image_files import IMAGE_SUFFIXES
 from .image_header import read_header
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SYSTEM_FOLDERS = {"system volume information", "$recycle.bin", "lost+found"}
 MAX_FILE_BYTES = 64 * 1024 * 1024  # no photo of a face needs more
 MAX_DECODED_PIXELS = 40_000_000  # ~120 MB of BGR: what one photo may occupy once decoded

@@ -8,7 +8,8 @@ import pytest
 
 from edge.enrollment import PersonOutcome, PhotoOutcome, check_consistency, choose_face, drop_near_duplicates, likely_same_people
 from edge.face import Face
-from edge.gallery import EmbedderIdentity, Gallery
+from edge.gallery import Gallery
+from edge.model_files import EmbedderIdentity
 from edge.photos import PersonFolder, PhotoSkipped
 
 IDENTITY = EmbedderIdentity("m", "00" * 32, 4, "landmarks", False)

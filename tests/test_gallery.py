@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from edge.gallery import EmbedderIdentity, Gallery, GalleryError, load, save
+from edge.gallery import Gallery, GalleryError, load, save
+from edge.model_files import EmbedderIdentity
 from edge.matcher import Matcher, gallery_threshold, similarity_score
 
 IDENTITY = EmbedderIdentity("facenet-vggface2-int8", "ab" * 32, 8, "landmarks", False)
