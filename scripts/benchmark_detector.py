@@ -26,11 +26,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.detector import STAGES, DetectorSettings, MTCNNDetector  # noqa: E402
+from edge.vision.detector import STAGES, DetectorSettings, MTCNNDetector  # noqa: E402
 from edge.face import Face  # noqa: E402
-from edge.nms import iou_matrix  # noqa: E402
-from edge.sample_data import celebrity_dataset  # noqa: E402
-from edge.tracked_detection import TrackingDetector, TrackingSettings  # noqa: E402
+from edge.vision.nms import iou_matrix  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
+from edge.vision.tracked_detection import TrackingDetector, TrackingSettings  # noqa: E402
 
 
 def video_frames(path: Path, limit: int) -> list[np.ndarray]:

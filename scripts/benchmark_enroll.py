@@ -21,7 +21,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.sample_data import celebrity_dataset  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
 
 
 def build(source: Path, count: int, phone: bool) -> int:
@@ -49,7 +49,7 @@ def main() -> int:
             source = Path(work) / "stick"
             count = build(source, args.photos, phone)
             report = Path(work) / "report"
-            subprocess.run([sys.executable, "-m", "edge.enroll", str(source), "--dry-run", "--gallery",
+            subprocess.run([sys.executable, "-m", "edge.commands.enroll", str(source), "--dry-run", "--gallery",
                             str(Path(work) / "gallery.npz"), "--report-dir", str(report)],
                            check=False, capture_output=True)
             result = json.loads((report / "report.json").read_text())

@@ -20,9 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.gallery import Gallery, Person
-from edge.model_files import EmbedderIdentity
-from edge.matcher import Matcher
+from edge.recognition.gallery import Gallery, Person
+from edge.runtime.model_files import EmbedderIdentity
+from edge.recognition.matcher import Matcher
 
 EMBEDDINGS = [100, 1_000, 10_000, 50_000]
 FACES = [1, 8]

@@ -19,8 +19,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.interpreter import make_interpreter, runtime_name  # noqa: E402
-from edge.model_files import ModelSpec, load_manifest, read_verified  # noqa: E402
+from edge.runtime.interpreter import make_interpreter, runtime_name  # noqa: E402
+from edge.runtime.model_files import ModelSpec, load_manifest, read_verified  # noqa: E402
 
 INPUT_SHAPES = {
     "pnet": [(1, 480, 640, 3), (1, 144, 192, 3)],  # a 640x480 frame; its first level at minimum face 40

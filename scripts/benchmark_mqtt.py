@@ -27,8 +27,8 @@ from mosquitto import USERS, Broker  # noqa: E402  (the tests' broker helper)
 from mqtt_producer import make_event  # noqa: E402
 
 from edge.config import config_from_dict  # noqa: E402
-from edge.outbox import Outbox  # noqa: E402
-from edge.publisher import MqttPublisher  # noqa: E402
+from edge.mqtt.outbox import Outbox  # noqa: E402
+from edge.mqtt.publisher import MqttPublisher  # noqa: E402
 
 
 def outbox_cost(folder: Path, count: int, synchronous: str) -> tuple[float, float]:

@@ -27,13 +27,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.detector import DetectorSettings, MTCNNDetector  # noqa: E402
-from edge.enrollment import choose_face  # noqa: E402
-from edge.face_encoder import FaceEncoder  # noqa: E402
-from edge.model_files import load_manifest  # noqa: E402
-from edge.photos import PhotoSkipped, load_photo  # noqa: E402
-from edge.quality import assess  # noqa: E402
-from edge.sample_data import celebrity_dataset  # noqa: E402
+from edge.vision.detector import DetectorSettings, MTCNNDetector  # noqa: E402
+from edge.enroll.selection import choose_face  # noqa: E402
+from edge.vision.face_encoder import FaceEncoder  # noqa: E402
+from edge.runtime.model_files import load_manifest  # noqa: E402
+from edge.enroll.photos import PhotoSkipped, load_photo  # noqa: E402
+from edge.vision.quality import assess  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
 
 
 def people_photos(lfw_people: int, data: Path) -> dict[str, list[Path]]:

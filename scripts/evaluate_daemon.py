@@ -4,7 +4,7 @@
   and Alex Lacamoire, who is not): every "recognized" event must name Lin-Manuel Miranda.
 - ``street_1080p.mp4`` with an empty gallery: no "recognized" event at all.
 
-Each video runs through the daemon itself (edge.daemon.Daemon, in a fresh process so that
+Each video runs through the daemon itself (edge.commands.facerec.Daemon, in a fresh process so that
 its memory is its own), once with every frame processed (throughput) and once paced at
 the video's own frame rate as a camera would deliver it (frames dropped when the pipeline
 is slower). Enrollment here is a minimal one (largest face of each photo through
@@ -28,11 +28,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edge.config import config_from_dict  # noqa: E402
-from edge.daemon import Daemon  # noqa: E402
-from edge.demo import Recogniser  # noqa: E402
+from edge.commands.facerec import Daemon  # noqa: E402
+from edge.commands.demo import Recogniser  # noqa: E402
 from edge.events import Event  # noqa: E402
-from edge.gallery import Gallery, save  # noqa: E402
-from edge.sinks import MemorySink, StdoutSink  # noqa: E402
+from edge.recognition.gallery import Gallery, save  # noqa: E402
+from edge.daemon.sinks import MemorySink, StdoutSink  # noqa: E402
 
 ON_STAGE = "Lin Manuel Miranda"
 

@@ -41,10 +41,10 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.detector import DetectorSettings, MTCNNDetector  # noqa: E402
-from edge.interpreter import runtime_name  # noqa: E402
-from edge.model_files import load_manifest  # noqa: E402
-from edge.nms import iou_matrix  # noqa: E402
+from edge.vision.detector import DetectorSettings, MTCNNDetector  # noqa: E402
+from edge.runtime.interpreter import runtime_name  # noqa: E402
+from edge.runtime.model_files import load_manifest  # noqa: E402
+from edge.vision.nms import iou_matrix  # noqa: E402
 
 CACHE_DIR = Path.home() / ".cache" / "edge-facerec" / "wider"
 GT_FILE = "wider_face_val_bbx_gt.txt"

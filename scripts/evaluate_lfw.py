@@ -8,7 +8,7 @@ For every image: ``MTCNNDetector`` (default settings) on the 250x250 image, the 
 centre is nearest the image centre; where nothing is found, a fixed central face (the median box
 and landmarks of the detected images) is used instead and counted. Then for every embedder
 candidate (int8 from ``models/``, fp32 from the export cache), both alignments
-(``edge.align.ALIGNERS``) and with or without flip fusion:
+(``edge.vision.align.ALIGNERS``) and with or without flip fusion:
 
 - verification, standard protocol: 10 folds of ``pairs.txt``, the threshold that maximises
   accuracy on 9 folds applied to the 10th; mean and standard deviation of the 10 accuracies;
@@ -21,7 +21,7 @@ candidate (int8 from ``models/``, fp32 from the export cache), both alignments
 - milliseconds per face (alignment + embedding, batches of 32, this machine).
 
 Detections and embeddings are cached in ``~/.cache/edge-facerec/lfw/`` (``$EDGE_CACHE_DIR``),
-keyed by the model files, settings and ``edge/align.py``, so a rerun only recomputes the table.
+keyed by the model files, settings and ``edge/vision/align.py``, so a rerun only recomputes the table.
 
     python scripts/evaluate_lfw.py --limit-pairs 600        # quick slice (~2 min the first time)
     python scripts/evaluate_lfw.py --timing-faces 512 --markdown /tmp/lfw.md
@@ -46,12 +46,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from edge.align import ALIGNERS, align_faces  # noqa: E402
-from edge.detector import DetectorSettings, MTCNNDetector  # noqa: E402
-from edge.embedder import FaceEmbedder  # noqa: E402
+from edge.vision.align import ALIGNERS, align_faces  # noqa: E402
+from edge.vision.detector import DetectorSettings, MTCNNDetector  # noqa: E402
+from edge.vision.embedder import FaceEmbedder  # noqa: E402
 from edge.face import Face  # noqa: E402
-from edge.model_files import Manifest, ModelSpec, load_manifest  # noqa: E402
-from edge.pinned_download import cache_dir, sha256_of  # noqa: E402
+from edge.runtime.model_files import Manifest, ModelSpec, load_manifest  # noqa: E402
+from edge.runtime.pinned_download import cache_dir, sha256_of  # noqa: E402
 
 TARGET_FAR = 1e-3
 STRICTER_FARS = (1e-4, 1e-5)  # reported too: a gallery of many embeddings multiplies the per-pair FAR
@@ -320,7 +320,7 @@ def candidates(manifest: Manifest, export_dir: Path, only: list[str] | None) -> 
 
 def align_key(alignment: str) -> str:
     """Fingerprint of the code and constants behind one alignment (cache key)."""
-    from edge import align
+    from edge.vision import align
     parts = [inspect.getsource(align.ALIGNERS[alignment])]  # tutorial_crop itself for margin
     if alignment == "landmarks":
         parts += [inspect.getsource(f) for f in (align.landmark_align, align._shrunk_region,

@@ -13,7 +13,7 @@ draws of G known people), two thresholds are compared:
 
 - fixed: the pair threshold at FAR 1e-3 (the manifest's ``match_threshold``);
 - gallery-aware: the pair threshold at FAR p = target / N, N the number of enrolled embeddings
-  (a stranger is accepted when any of the N comparisons passes; ``edge.matcher`` does this).
+  (a stranger is accepted when any of the N comparisons passes; ``edge.recognition.matcher`` does this).
 
 A second table varies the number of photos per person (k = 1, 3, 5, 10 of the 127 people with
 at least 12 photos, probed with their 11th photo on) and compares ways of counting the
@@ -37,8 +37,8 @@ from evaluate_lfw import (  # noqa: E402
     LFW_IMAGES, CropSource, detect_all, embed_config, impostor_thresholds, lfw_dir, list_people,
     open_set_split, person_of, read_pairs,
 )
-from edge.matcher import gallery_threshold  # noqa: E402
-from edge.model_files import load_manifest  # noqa: E402
+from edge.recognition.matcher import gallery_threshold  # noqa: E402
+from edge.runtime.model_files import load_manifest  # noqa: E402
 
 TAIL_FARS = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7]  # 3e-7: ~4 of ~12.7 million pairs
 GALLERY_SIZES = [5, 10, 25, 100, 423]

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import artifacts  # noqa: E402
 import manifest_tool  # noqa: E402
-from edge.sample_data import celebrity_dataset  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
 from parity_inputs import crop_resized, normalise_fixed, normalise_prewhiten, read_rgb  # noqa: E402
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -34,7 +34,7 @@ from keras import layers, ops  # noqa: E402
 
 from artifacts import fetch, source_record, unpacked  # noqa: E402
 from manifest_tool import MODELS_DIR, update_models  # noqa: E402
-from edge.sample_data import celebrity_dataset  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))

@@ -14,7 +14,7 @@ from artifacts import sha256_of
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 MANIFEST = MODELS_DIR / "manifest.json"
-ALIGNMENTS = ("margin", "landmarks")  # edge.model_files.ALIGNMENTS
+ALIGNMENTS = ("margin", "landmarks")  # edge.runtime.model_files.ALIGNMENTS
 
 
 def _read() -> dict:
@@ -76,7 +76,7 @@ def set_match_threshold(name: str, value: float) -> None:
 
 def set_impostor_tail(name: str, tail: list) -> None:
     """Record embedder ``name``'s impostor tail: [[far, cosine], ...] on LFW cross-identity pairs
-    (``scripts/evaluate_open_set.py --tail-only``); edge.matcher derives gallery-size thresholds from it."""
+    (``scripts/evaluate_open_set.py --tail-only``); edge.recognition.matcher derives gallery-size thresholds from it."""
     try:
         points = sorted(((float(far), round(float(cosine), 4)) for far, cosine in tail), reverse=True)
     except (TypeError, ValueError):
@@ -91,7 +91,7 @@ def set_impostor_tail(name: str, tail: list) -> None:
 
 
 def set_alignment(name: str, alignment: str) -> None:
-    """Record the face preparation (edge.align.ALIGNERS) embedder ``name`` is used with."""
+    """Record the face preparation (edge.vision.align.ALIGNERS) embedder ``name`` is used with."""
     if alignment not in ALIGNMENTS:
         raise SystemExit(f"alignment {alignment!r} is not one of {', '.join(ALIGNMENTS)}")
     manifest = _read()

@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from mtcnn import MTCNN  # noqa: E402
 
-from edge.sample_data import celebrity_dataset  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
 from parity_inputs import read_rgb  # noqa: E402
 from reference_photos import OPENCV_DOC_DATA, OPENCV_DOC_NO_FACE  # noqa: E402
 

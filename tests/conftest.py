@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.model_files import Manifest, default_models_dir, load_manifest
-from edge.sample_data import celebrity_dataset
+from edge.runtime.model_files import Manifest, default_models_dir, load_manifest
+from edge.runtime.sample_data import celebrity_dataset
 
 
 @pytest.fixture(scope="session")

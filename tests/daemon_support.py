@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.demo import Recogniser, display_name, photos_by_person, read_bgr
-from edge.gallery import Gallery
+from edge.commands.demo import Recogniser, display_name, photos_by_person, read_bgr
+from edge.recognition.gallery import Gallery
 
 ENROLLED = ("ben_afflek", "elton_john")  # enrolled in the tests' galleries
 STRANGER = "madonna"  # never enrolled: an unknown face

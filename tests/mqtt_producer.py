@@ -1,5 +1,5 @@
 """A stand-in for the daemon in the MQTT tests: builds MqttPublisher from a config file exactly as
-edge/daemon.py does and feeds it events, printing each event id as soon as publish_event returned.
+edge/commands/facerec.py does and feeds it events, printing each event id as soon as publish_event returned.
 
     python tests/mqtt_producer.py CONFIG --count N [--interval S] [--then close|wait|drain]
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 from edge.config import load_config
 from edge.events import EnrolledPerson, Event
-from edge.publisher import MqttPublisher
+from edge.mqtt.publisher import MqttPublisher
 
 PEOPLE = [EnrolledPerson("p-alice", "Alice"), EnrolledPerson("p-zoe", "Zoë Ångström")]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.preprocess import normalise_fixed, normalise_prewhiten  # noqa: F401  (re-exported for the fixture tools)
+from edge.vision.preprocess import normalise_fixed, normalise_prewhiten  # noqa: F401  (re-exported for the fixture tools)
 
 
 def read_rgb(path: Path) -> np.ndarray:

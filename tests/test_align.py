@@ -10,12 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.align import (ALIGNERS, LANDMARK_STRETCH, align_faces, aligner, aligner_for, landmark_align,
+from edge.vision.align import (ALIGNERS, LANDMARK_STRETCH, align_faces, aligner, aligner_for, landmark_align,
                         landmark_template, landmark_transform, margin_crop, similarity_transform,
                         tutorial_crop)
-from edge.detector import DetectorSettings, MTCNNDetector
+from edge.vision.detector import DetectorSettings, MTCNNDetector
 from edge.face import Face
-from edge.model_files import ALIGNMENTS
+from edge.runtime.model_files import ALIGNMENTS
 
 SIZE = 160
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.capture import CaptureError, CaptureThread, ImageFolderSource, OpenCVSource, Picamera2Source, open_source
+from edge.daemon.capture import CaptureError, CaptureThread, ImageFolderSource, OpenCVSource, Picamera2Source, open_source
 from edge.config import CameraConfig
 
 FRAMES = 30

@@ -65,7 +65,7 @@ def test_a_missing_file_is_named(tmp_path):
 ])
 def test_edge_facerec_exits_2_with_one_line(tmp_path, text, named):
     path = tmp_path / "absent.yaml" if text is None else write(tmp_path, text)
-    result = subprocess.run([sys.executable, "-m", "edge.daemon", "--config", str(path)],
+    result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.crop import crop_and_resize
-from edge.preprocess import normalise_fixed
+from edge.vision.crop import crop_and_resize
+from edge.vision.preprocess import normalise_fixed
 
 
 def test_normalising_only_the_cropped_region_gives_the_same_samples():

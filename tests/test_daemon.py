@@ -13,8 +13,8 @@ import time
 import pytest
 
 from daemon_support import small_gallery, val_photo
-from edge.demo import Recogniser, make_clip
-from edge.gallery import save
+from edge.commands.demo import Recogniser, make_clip
+from edge.recognition.gallery import save
 
 
 class Lines:
@@ -59,7 +59,7 @@ def test_ready_watchdog_reload_and_stop(setup):
     notify.bind(str(folder / "notify.sock"))
     notify.settimeout(30)
     environ = dict(os.environ, NOTIFY_SOCKET=str(folder / "notify.sock"), WATCHDOG_USEC="1000000")
-    process = subprocess.Popen([sys.executable, "-m", "edge.daemon", "--config", str(config)], env=environ,
+    process = subprocess.Popen([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)], env=environ,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = Lines(process.stdout), Lines(process.stderr)
@@ -110,7 +110,7 @@ def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     folder, clip, only_elton, _ = setup
     config = folder / "once.yaml"
     config.write_text(f"camera: {{source: '{clip}', realtime: false}}\nrecognition: {{gallery: '{folder / 'none.npz'}'}}\n")
-    result = subprocess.run([sys.executable, "-m", "edge.daemon", "--config", str(config)],
+    result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "no gallery yet, every face is unknown" in result.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.sd_notify import Notifier
+from edge.daemon.sd_notify import Notifier
 from systemd_analyze import exposure, needs_systemd_analyze, verify_problems
 
 UNIT = Path(__file__).resolve().parent.parent / "systemd" / "edge-facerec.service"

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import DetectorSettings, InvalidFrameError, MTCNNDetector, pyramid_scales
+from edge.vision.detector import DetectorSettings, InvalidFrameError, MTCNNDetector, pyramid_scales
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +108,7 @@ def test_settings_out_of_range_are_named(bad):
     ("armv7l", "int8"),
 ])
 def test_auto_quantization_follows_the_cpu(monkeypatch, machine, expected):
-    from edge import detector as module
+    from edge.vision import detector as module
 
     monkeypatch.setattr(module, "runtime_name", lambda: "ai-edge-litert")
     monkeypatch.setattr(module.platform, "machine", lambda: machine)
@@ -117,7 +117,7 @@ def test_auto_quantization_follows_the_cpu(monkeypatch, machine, expected):
 
 
 def test_auto_quantization_under_tflite_runtime_is_float(monkeypatch):
-    from edge import detector as module
+    from edge.vision import detector as module
 
     monkeypatch.setattr(module, "runtime_name", lambda: "tflite-runtime")
     assert module.resolve_quantization("auto") == "float32"

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.detector import DetectorSettings, MTCNNDetector
+from edge.vision.detector import DetectorSettings, MTCNNDetector
 from reference_photos import OPENCV_DOC_DATA
 
 FIXTURE = Path(__file__).parent / "fixtures" / "detector_reference.npz"

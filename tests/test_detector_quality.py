@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import DetectorSettings, MTCNNDetector
+from edge.vision.detector import DetectorSettings, MTCNNDetector
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "evaluate_detector.py"
 STEP = 11

@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from edge.embedder import FaceEmbedder
+from edge.vision.embedder import FaceEmbedder
 from edge.errors import ModelFileError
-from edge.model_files import ALIGNMENTS, load_manifest
+from edge.runtime.model_files import ALIGNMENTS, load_manifest
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge import enroll as enroll_cli
-from edge.enrollment import Enroller
-from edge.gallery import load
+from edge.commands import enroll as enroll_cli
+from edge.enroll.selection import Enroller
+from edge.recognition.gallery import load
 from enroll_photos import cmyk_jpeg, jpeg, phone_photo, png_bomb, write
 
 AN = "Nguyễn Văn An"
@@ -288,7 +288,7 @@ def test_sigterm_during_a_run_leaves_the_gallery_as_it_was(enrolled, hostile_sou
     gallery = tmp_path / "gallery.npz"
     shutil.copy(enrolled["gallery"], gallery)
     before = gallery.read_bytes()
-    run = subprocess.Popen([sys.executable, "-m", "edge.enroll", str(hostile_source), "--gallery", str(gallery),
+    run = subprocess.Popen([sys.executable, "-m", "edge.commands.enroll", str(hostile_source), "--gallery", str(gallery),
                             "--replace"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lock = tmp_path / ".gallery.npz.lock"  # taken once the models are loaded, just before the photos
     deadline = time.monotonic() + 60

@@ -8,8 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.image_header import read_header
-from edge.photos import PhotoSkipped, decode, load_photo, scan_source
+from edge.enroll.image_header import read_header
+from edge.enroll.photos import PhotoSkipped, decode, load_photo, scan_source
 from enroll_photos import cmyk_jpeg, jpeg, phone_photo, png_bomb, write
 
 

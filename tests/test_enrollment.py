@@ -6,11 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.enrollment import PersonOutcome, PhotoOutcome, check_consistency, choose_face, drop_near_duplicates, likely_same_people
+from edge.enroll.selection import PersonOutcome, PhotoOutcome, check_consistency, choose_face, drop_near_duplicates, likely_same_people
 from edge.face import Face
-from edge.gallery import Gallery
-from edge.model_files import EmbedderIdentity
-from edge.photos import PersonFolder, PhotoSkipped
+from edge.recognition.gallery import Gallery
+from edge.runtime.model_files import EmbedderIdentity
+from edge.enroll.photos import PersonFolder, PhotoSkipped
 
 IDENTITY = EmbedderIdentity("m", "00" * 32, 4, "landmarks", False)
 

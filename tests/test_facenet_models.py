@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.model_files import ModelSpec
-from edge.tflite_model import TFLiteModel
+from edge.runtime.model_files import ModelSpec
+from edge.runtime.tflite_model import TFLiteModel
 from parity_inputs import crop_resized, normalise_fixed, normalise_prewhiten, read_rgb
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "facenet_parity.npz"

@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from edge.gallery import Gallery, GalleryError, load, save
-from edge.model_files import EmbedderIdentity
-from edge.matcher import Matcher, gallery_threshold, similarity_score
+from edge.recognition.gallery import Gallery, GalleryError, load, save
+from edge.runtime.model_files import EmbedderIdentity
+from edge.recognition.matcher import Matcher, gallery_threshold, similarity_score
 
 IDENTITY = EmbedderIdentity("facenet-vggface2-int8", "ab" * 32, 8, "landmarks", False)
 
@@ -152,8 +152,8 @@ def test_gallery_threshold_rises_with_the_number_of_comparisons():
 def test_decision_threshold_grows_with_the_gallery_and_yields_to_the_owner(gallery):
     from dataclasses import replace
 
-    from edge.matcher import decision_threshold
-    from edge.model_files import load_manifest
+    from edge.recognition.matcher import decision_threshold
+    from edge.runtime.model_files import load_manifest
 
     spec = replace(load_manifest().embedder(), match_threshold=0.50, impostor_tail=tuple(map(tuple, TAIL)))
     small = decision_threshold(spec, gallery)  # 5 enrolled photos

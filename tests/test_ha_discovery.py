@@ -9,11 +9,11 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge import ha_discovery
+from edge.mqtt import ha_discovery
 from edge.config import config_from_dict
 from edge.events import EnrolledPerson
-from edge.publisher import MqttPublisher
-from edge.topics import Topics
+from edge.mqtt.publisher import MqttPublisher
+from edge.mqtt.topics import Topics
 from mosquitto import USERS, Collector
 
 TOPIC = re.compile(r"^homeassistant/(event|binary_sensor|sensor)/[a-zA-Z0-9_-]+/[a-zA-Z0-9_-]+/config$")

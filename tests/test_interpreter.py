@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from edge import interpreter
+from edge.runtime import interpreter
 from edge.errors import NoInterpreterError
 
 

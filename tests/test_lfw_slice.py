@@ -14,9 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.align import align_faces
-from edge.detector import MTCNNDetector
-from edge.embedder import FaceEmbedder
+from edge.vision.align import align_faces
+from edge.vision.detector import MTCNNDetector
+from edge.vision.embedder import FaceEmbedder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 

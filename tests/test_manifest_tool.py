@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 import manifest_tool  # noqa: E402
 
-from edge.model_files import load_manifest  # noqa: E402
+from edge.runtime.model_files import load_manifest  # noqa: E402
 
 
 @pytest.fixture()

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from edge.detector import resolve_quantization
+from edge.vision.detector import resolve_quantization
 from edge.errors import ModelFileError
-from edge.model_files import load_manifest, read_verified
-from edge.tflite_model import TFLiteModel
+from edge.runtime.model_files import load_manifest, read_verified
+from edge.runtime.tflite_model import TFLiteModel
 
 
 def test_every_model_in_the_manifest_verifies_and_loads(manifest, models_dir):
@@ -89,7 +89,7 @@ def test_command_reports_a_damaged_model_in_one_line(damaged_copy, celebrities):
     spec = _pnet(damaged_copy)
     path = damaged_copy / spec.file
     path.write_bytes(path.read_bytes()[:100])
-    result = subprocess.run([sys.executable, "-m", "edge.demo"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "edge.commands.demo"], capture_output=True, text=True,
                             env={"EDGE_MODELS_DIR": str(damaged_copy), "PATH": "/usr/bin:/bin",
                                  "HOME": str(Path.home())})
     assert result.returncode == 2

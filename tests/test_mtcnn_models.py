@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.model_files import ModelSpec
-from edge.tflite_model import TFLiteModel
+from edge.runtime.model_files import ModelSpec
+from edge.runtime.tflite_model import TFLiteModel
 from parity_inputs import crop_resized, normalise_fixed, read_rgb
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "mtcnn_parity.npz"

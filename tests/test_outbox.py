@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from edge.outbox import Outbox, OutboxError
+from edge.mqtt.outbox import Outbox, OutboxError
 
 
 def test_messages_come_back_in_order_until_removed(tmp_path):
@@ -76,7 +76,7 @@ def test_an_event_added_survives_sigkill_of_the_process(tmp_path):
     """add() returns only once the event is committed: a process killed right after loses nothing."""
     script = textwrap.dedent(f"""
         import os, signal, sys
-        from edge.outbox import Outbox
+        from edge.mqtt.outbox import Outbox
         outbox = Outbox({str(tmp_path / 'outbox.sqlite3')!r}, max_events=100, max_age_s=3600)
         for index in range(20):
             outbox.add(f"id{{index}}", "t", b"x")

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from edge.config import config_from_dict
-from edge.publisher import MqttPublisher
+from edge.mqtt.publisher import MqttPublisher
 from mosquitto import Broker, Collector, available, documented_acl
 from mqtt_producer import make_event
 

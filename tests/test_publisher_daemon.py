@@ -10,8 +10,8 @@ import time
 import yaml
 
 from daemon_support import small_gallery, val_photo
-from edge.demo import Recogniser, make_clip
-from edge.gallery import save
+from edge.commands.demo import Recogniser, make_clip
+from edge.recognition.gallery import save
 from mosquitto import Collector
 
 
@@ -30,7 +30,7 @@ def test_the_daemon_publishes_its_events_presence_and_discovery(mqtt_broker, cel
     }))
     collector = Collector(mqtt_broker, ["edge-facerec/porch/#", "homeassistant/+/porch/#"])
     try:
-        result = subprocess.run([sys.executable, "-m", "edge.daemon", "--config", str(config)],
+        result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
         printed = [json.loads(line) for line in result.stdout.splitlines()]

@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detector import DetectorSettings, MTCNNDetector, to_rgb
-from edge.tracked_detection import TrackingDetector, TrackingSettings
+from edge.vision.detector import DetectorSettings, MTCNNDetector, to_rgb
+from edge.vision.tracked_detection import TrackingDetector, TrackingSettings
 
 
 @pytest.fixture(scope="module")

