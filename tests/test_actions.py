@@ -73,7 +73,7 @@ def test_config_mistakes_are_one_line_errors(tmp_path, change, message):
     with pytest.raises(ConfigError) as caught:
         load_actions_config(path)
     assert str(caught.value) == f"{path}: {message}"
-    result = subprocess.run([sys.executable, "-m", "edge.actions.rules", "--config", str(path), "--check"],
+    result = subprocess.run([sys.executable, "-m", "edge.commands.actions", "--config", str(path), "--check"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr == f"edge-actions: {path}: {message}\n"
 
@@ -86,7 +86,7 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
            "mqtt": {**mqtt_broker.mqtt_section(user="edge-actions"), "protocol": protocol,
                     "client_id": f"edge-actions-test-{protocol}"}}
     config = write(tmp_path, raw)
-    process = subprocess.Popen([sys.executable, "-m", "edge.actions.rules", "--config", str(config)],
+    process = subprocess.Popen([sys.executable, "-m", "edge.commands.actions", "--config", str(config)],
                                stderr=subprocess.PIPE, text=True, env={**os.environ, "NOT_FOR_COMMANDS": "1"})
     lines: queue.Queue[str] = queue.Queue()
     log: list[str] = []

@@ -1,6 +1,4 @@
-"""edge-actions: subscribe to the daemon's events and run configured commands (a door strike, a siren).
-
-    edge-actions --config /etc/edge-actions/actions.yaml [--check]
+"""edge-actions' decisions: which configured rules an event fires, and running their commands.
 
 Nothing from a payload is ever executed or put on a command line: each rule's argv comes
 from the config, no shell is involved, and event values reach the program only as
@@ -10,29 +8,21 @@ ignored with one log line each.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import re
-import signal
 import subprocess
-import sys
 import threading
 import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
-
-from ..errors import EdgeError
 from ..events import EVENT_KINDS, SCHEMA_VERSION
-from ..mqtt.connection import Connection
-from ..mqtt.topics import device_of_events_topic, events_topic
-from .config import DEFAULT_ACTIONS_PATH, ActionsConfig, RuleConfig, load_actions_config
+from ..mqtt.topics import device_of_events_topic
+from .config import ActionsConfig, RuleConfig
 
 log = logging.getLogger("edge-actions")
 
@@ -201,65 +191,3 @@ class Actions:
         output = result.stdout.decode(errors="replace").strip()[-500:]
         level = logging.INFO if result.returncode == 0 else logging.ERROR
         return level, f"{rule.command[0]} exited with {result.returncode}{f': {output}' if output else ''}"
-
-
-class Subscriber:
-    """The MQTT side of edge-actions: a persistent session subscribed to each device's events."""
-
-    def __init__(self, config: ActionsConfig, actions: Actions) -> None:
-        self.config = config
-        self.actions = actions
-        self.topics = [events_topic(config.mqtt.topic_prefix, device) for device in config.devices]
-        self.connection = Connection(config.mqtt, config.client_id(), log, on_connected=self._subscribe,
-                                     on_message=lambda message: actions.handle(message.topic, message.payload),
-                                     persistent_session=True)
-        self.connection.client.on_subscribe = self._subscribed
-
-    def _subscribe(self) -> None:
-        self.connection.client.subscribe([(topic, 1) for topic in self.topics])
-
-    def _subscribed(self, client: mqtt.Client, userdata: object, mid: int, reasons: list, properties: object) -> None:
-        for topic, reason in zip(self.topics, reasons):
-            if reason.is_failure:
-                log.error("the broker refused the subscription to %s (%s): check the broker's ACL", topic, reason)
-            else:
-                log.info("subscribed to %s", topic)
-
-    def start(self) -> None:
-        self.connection.start()
-
-    def stop(self) -> None:
-        self.connection.stop()
-
-
-def main(argv: list[str] | None = None) -> int:
-    """The ``edge-actions`` command."""
-    parser = argparse.ArgumentParser(prog="edge-actions", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", type=Path, default=DEFAULT_ACTIONS_PATH, help="actions YAML")
-    parser.add_argument("--check", action="store_true", help="validate the config and exit")
-    args = parser.parse_args(argv)
-    try:
-        config = load_actions_config(args.config)
-    except EdgeError as error:
-        print(f"edge-actions: {error}", file=sys.stderr)
-        return 2
-    if args.check:
-        print(f"{args.config}: OK ({len(config.rules)} rules for {', '.join(config.devices)})")
-        return 0
-    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    stop = threading.Event()
-    for number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(number, lambda *_: stop.set())
-    actions = Actions(config)
-    subscriber = Subscriber(config, actions)
-    subscriber.start()
-    log.info("edge-actions: %d rule(s) for device(s) %s", len(config.rules), ", ".join(config.devices))
-    while not stop.wait(1.0):
-        pass
-    subscriber.stop()
-    actions.wait_idle(5)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

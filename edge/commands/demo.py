@@ -22,6 +22,7 @@ from ..config import Config, config_from_dict
 from ..daemon.sinks import MemorySink, StdoutSink
 from ..enroll.photos import PhotoSkipped, load_photo
 from ..enroll.selection import PersonOutcome
+from ..enroll.session import enroll_source
 from ..errors import EdgeError
 from ..face import Face
 from ..image_files import IMAGE_SUFFIXES
@@ -32,7 +33,6 @@ from ..runtime.pinned_download import cache_dir
 from ..runtime.sample_data import celebrity_dataset
 from ..vision.detector import DetectorSettings, MTCNNDetector
 from ..vision.face_encoder import FaceEncoder
-from .enroll import enroll_source
 from .facerec import Daemon
 
 STRANGER_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # apt install opencv-doc

@@ -193,3 +193,23 @@ def report_dict(people: list[PersonOutcome], ids: dict[str, str], sheets: dict[s
 def write_report(report: dict[str, Any], path: Path) -> None:
     """The JSON report to ``path``, owner-only."""
     write_private(path, json.dumps(report, ensure_ascii=False, indent=2).encode("utf-8"))
+
+
+def export_aligned(people: list[PersonOutcome], folder: Path) -> int:
+    """Write accepted photos' margin crops as folder/<person folder>/<photo stem>.png; how many."""
+    written = 0
+    for person in people:
+        target = private_folder(folder / person.folder.path.name)
+        used: set[str] = set()
+        for photo in person.accepted:
+            stem = Path(photo.relative).stem
+            name, n = f"{stem}.png", 1
+            while name in used:
+                n += 1
+                name = f"{stem}_{n}.png"
+            used.add(name)
+            ok, data = cv2.imencode(".png", cv2.cvtColor(photo.export_crop, cv2.COLOR_RGB2BGR))
+            if ok:
+                write_private(target / name, data.tobytes())
+                written += 1
+    return written
