@@ -3,8 +3,8 @@
 Each run is the daemon itself (edge.commands.facerec.Daemon, default configuration apart from the
 camera) in a fresh process, so that its memory and CPU time are its own:
 
-- ``stage``: ``stage_640x360.mp4`` with the stage people enrolled (as scripts/evaluate_daemon.py
-  does), every frame processed as fast as possible (``camera.realtime: false``);
+- ``stage``: ``stage_640x360.mp4`` with the stage people enrolled (as edge-enroll does, like
+  scripts/evaluate_daemon.py), every frame processed as fast as possible (``camera.realtime: false``);
 - ``stage-paced``: the same clip played at its frame rate, as a camera delivers it;
 - ``street``: ``street_1080p.mp4`` with an empty gallery, every frame;
 - ``demo``: edge-demo's clip (a held-out photo of each of 5 sample people, 10 fps) played at its
@@ -26,12 +26,10 @@ that first frame to the event reaching the sink.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,15 +41,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.daemon.capture import Frame  # noqa: E402
-from edge.config import config_from_dict  # noqa: E402
+from daemon_runs import (add_arguments, enroll_stage_people, quiet_daemon, run_fresh, save_empty_gallery,  # noqa: E402
+                         shared_inputs, video_config)
+from edge.commands.demo import demo_config, enroll_samples, make_clip, sample_shots  # noqa: E402
 from edge.commands.facerec import Daemon  # noqa: E402
-from edge.commands.demo import Recogniser, demo_config, enroll_samples, make_clip, sample_shots  # noqa: E402
-from edge.events import Event  # noqa: E402
-from edge.recognition.gallery import Gallery, save  # noqa: E402
-from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
-from edge.daemon.sinks import MemorySink, StdoutSink  # noqa: E402
+from edge.daemon.capture import Frame  # noqa: E402
 from edge.daemon.status import STAGES, PipelineStats, rss_mb  # noqa: E402
+from edge.events import Event  # noqa: E402
+from edge.recognition.gallery import save  # noqa: E402
+from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
 
 RUNS = ("stage", "stage-paced", "street", "demo", "memory")
 RSS_EVERY = 500  # frames between RSS samples of the memory run
@@ -135,15 +133,8 @@ def peak_rss_mb() -> float:
 def run_here(spec: dict[str, Any]) -> dict[str, Any]:
     """One run described by ``spec`` in this process: figures and events as plain values."""
     video = Path(spec["video"])
-    config = config_from_dict({
-        "device": {"name": "benchmark"},
-        "camera": {"name": video.stem, "source": str(video), "realtime": spec["realtime"], "loop": spec["loop"]},
-        "detector": {"threads": spec["threads"], "quantization": spec["quantization"]},
-        "recognition": {"gallery": spec["gallery"], "threads": spec["threads"]},
-        "events": {"status_interval_s": 3600.0},
-    }, "benchmark_daemon")
-    collected = MemorySink()
-    daemon = Daemon(config, extra_sinks=[collected], stdout=StdoutSink(io.StringIO()))
+    daemon, _ = quiet_daemon(video_config(video, Path(spec["gallery"]), spec["realtime"], spec["threads"],
+                                          spec["quantization"], spec["loop"], device="benchmark"))
     stats = daemon.stats = daemon.pipeline.stats = RecordingStats(daemon, spec.get("frames"))
     times = EventTimes(daemon)
     video_fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
@@ -168,14 +159,6 @@ def run_here(spec: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_mb": round(peak_rss_mb(), 1), "rss_mb": round(rss_mb(), 1),
         "rss_samples": stats.rss_samples, "faces": status.get("faces", {}), "events": times.records,
     }
-
-
-def run_fresh(spec: dict[str, Any]) -> dict[str, Any]:
-    """:func:`run_here` in a fresh Python process."""
-    result = subprocess.run([sys.executable, __file__, "--run", json.dumps(spec)], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"the run {spec} failed: {result.stderr.strip()[-500:]}")
-    return json.loads(result.stdout)
 
 
 def describe(label: str, figures: dict[str, Any]) -> str:
@@ -212,13 +195,6 @@ def describe_memory(figures: dict[str, Any]) -> str:
             f"{slope:+.3f} MiB per 1000 frames")
 
 
-def stage_gallery(recogniser: Recogniser, people: Path, work: Path) -> Path:
-    """The stage people enrolled (largest face of each photo), saved in ``work``."""
-    path = work / "stage.npz"
-    save(recogniser.enroll_folder(people), path)
-    return path
-
-
 def demo_files(work: Path) -> tuple[Path, Path]:
     """edge-demo's gallery (5 people's train photos) and clip (a held-out photo of each, a stranger)."""
     dataset = celebrity_dataset()
@@ -230,23 +206,18 @@ def demo_files(work: Path) -> tuple[Path, Path]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(os.environ.get("EDGE_EVAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=default_data, help="evaluation data folder (default %(default)s)")
+    add_arguments(parser)
     parser.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
     parser.add_argument("--frames", type=int, default=10_000, help="frames of the looped memory run (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quantization", choices=("auto", "int8", "float32"), default="auto",
                         help="detector models (default auto: the daemon's default)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
-    parser.add_argument("--run", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run:
         print(json.dumps(run_here(json.loads(args.run))))
         return 0
-    stage, street = args.data / "videos" / "stage_640x360.mp4", args.data / "videos" / "street_1080p.mp4"
-    people = args.data / "faces-small" / "stage-people"
+    stage, street, people, missing = shared_inputs(args.data)
     needs_shared = [run for run in args.runs if run != "demo"]
-    missing = [str(p) for p in (stage, street, people) if not p.exists()]
     if needs_shared and missing:
         print(f"benchmark_daemon: missing evaluation data: {', '.join(missing)} (set --data or EDGE_EVAL_DATA, "
               f"or --runs demo)", file=sys.stderr)
@@ -254,13 +225,13 @@ def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     load = os.getloadavg()[0]
     print(f"load average {load:.2f} before the runs{' (the machine is busy: figures will be noisy)' if load > 0.5 else ''}")
-    recogniser = Recogniser(threads=args.threads)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
-        empty = work / "empty.npz"
-        save(Gallery(recogniser.encoder.identity), empty, allow_empty=True)
-        stage_people = stage_gallery(recogniser, people, work) if needs_shared and set(args.runs) - {"street"} else empty
+        empty = save_empty_gallery(work / "empty.npz")
+        stage_people = work / "stage.npz" if needs_shared and set(args.runs) - {"street"} else empty
+        if stage_people != empty:
+            enroll_stage_people(people, stage_people, args.threads)
         demo_gallery, demo_clip = demo_files(work) if "demo" in args.runs else (empty, empty)
         base = {"threads": args.threads, "quantization": args.quantization, "loop": False}
         specs = {
@@ -272,7 +243,7 @@ def main() -> int:
                            frames=args.frames),
         }
         for run in args.runs:
-            figures = results[run] = run_fresh(specs[run])
+            figures = results[run] = run_fresh(__file__, specs[run])
             print(describe(run, figures))
             if run == "memory":
                 print(describe_memory(figures))

@@ -7,19 +7,15 @@
 Each video runs through the daemon itself (edge.commands.facerec.Daemon, in a fresh process so that
 its memory is its own), once with every frame processed (throughput) and once paced at
 the video's own frame rate as a camera would deliver it (frames dropped when the pipeline
-is slower). Enrollment here is a minimal one (largest face of each photo through
-FaceEncoder into a Gallery).
+is slower). The stage people are enrolled as edge-enroll enrolls them.
 
     python scripts/evaluate_daemon.py [--data ../shared/data]
 """
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,41 +23,28 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edge.config import config_from_dict  # noqa: E402
-from edge.commands.facerec import Daemon  # noqa: E402
-from edge.commands.demo import Recogniser  # noqa: E402
+from daemon_runs import (add_arguments, enroll_stage_people, quiet_daemon, run_fresh, save_empty_gallery,  # noqa: E402
+                         shared_inputs, video_config)
 from edge.events import Event  # noqa: E402
-from edge.recognition.gallery import Gallery, save  # noqa: E402
-from edge.daemon.sinks import MemorySink, StdoutSink  # noqa: E402
 
 ON_STAGE = "Lin Manuel Miranda"
 
 
-def run_video(video: Path, gallery: Path, realtime: bool, threads: int) -> tuple[list[Event], dict[str, Any]]:
-    """The events and the final status of the daemon playing ``video`` once, in a fresh process."""
-    result = subprocess.run([sys.executable, __file__, "--run", str(video), str(gallery), str(int(realtime)),
-                             "--threads", str(threads)], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise SystemExit(f"the daemon failed on {video}: {result.stderr.strip()[-300:]}")
-    output = json.loads(result.stdout)
-    events = [Event(**{k: v for k, v in e.items() if k not in ("time", "schema")}) for e in output["events"]]
-    return events, output["status"]
-
-
-def run_here(video: Path, gallery: Path, realtime: bool, threads: int) -> tuple[list[Event], dict[str, Any]]:
-    """The events and the final status of the daemon playing ``video`` once, in this process."""
-    config = config_from_dict({
-        "device": {"name": "evaluation"},
-        "camera": {"name": video.stem, "source": str(video), "realtime": realtime},
-        "detector": {"threads": threads},
-        "recognition": {"gallery": str(gallery), "threads": threads},
-        "events": {"status_interval_s": 3600.0},
-    }, "evaluate_daemon")
-    collected = MemorySink()
-    daemon = Daemon(config, extra_sinks=[collected], stdout=StdoutSink(io.StringIO()))
+def run_here(spec: dict[str, Any]) -> dict[str, Any]:
+    """The events and the final status of the daemon playing ``spec["video"]`` once, in this process."""
+    video = Path(spec["video"])
+    daemon, collected = quiet_daemon(video_config(video, Path(spec["gallery"]), spec["realtime"], spec["threads"]))
     if daemon.run() != 0:
         raise SystemExit(f"the daemon failed on {video}")
-    return collected.events, daemon.final_status or {}
+    return {"events": [e.to_dict() for e in collected.events], "status": daemon.final_status or {}}
+
+
+def run_video(video: Path, gallery: Path, realtime: bool, threads: int) -> tuple[list[Event], dict[str, Any]]:
+    """The events and the final status of the daemon playing ``video`` once, in a fresh process."""
+    output = run_fresh(__file__, {"video": str(video), "gallery": str(gallery), "realtime": realtime,
+                                  "threads": threads})
+    events = [Event(**{k: v for k, v in e.items() if k not in ("time", "schema")}) for e in output["events"]]
+    return events, output["status"]
 
 
 def describe(events: list[Event], status: dict[str, Any]) -> str:
@@ -82,31 +65,21 @@ def describe(events: list[Event], status: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default_data = Path(os.environ.get("EDGE_EVAL_DATA", Path(__file__).resolve().parent.parent.parent / "shared" / "data"))
-    parser.add_argument("--data", type=Path, default=default_data, help="evaluation data folder (default %(default)s)")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--run", nargs=3, metavar=("VIDEO", "GALLERY", "REALTIME"), help=argparse.SUPPRESS)
+    add_arguments(parser)
     args = parser.parse_args()
     if args.run:
-        events, status = run_here(Path(args.run[0]), Path(args.run[1]), args.run[2] == "1", args.threads)
-        print(json.dumps({"events": [e.to_dict() for e in events], "status": status}))
+        print(json.dumps(run_here(json.loads(args.run))))
         return 0
-    stage, street = args.data / "videos" / "stage_640x360.mp4", args.data / "videos" / "street_1080p.mp4"
-    people = args.data / "faces-small" / "stage-people"
-    missing = [str(p) for p in (stage, street, people) if not p.exists()]
+    stage, street, people, missing = shared_inputs(args.data)
     if missing:
         print(f"evaluate_daemon: missing evaluation data: {', '.join(missing)} (set --data or EDGE_EVAL_DATA)",
               file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    recogniser = Recogniser(threads=args.threads)
-    gallery = recogniser.enroll_folder(people)
-    print(f"enrolled: {', '.join(f'{p.name} ({len(p.embeddings)} photos)' for p in gallery.people)}")
     failures = []
     with tempfile.TemporaryDirectory() as work:
-        stage_gallery, empty_gallery = Path(work) / "stage.npz", Path(work) / "empty.npz"
-        save(gallery, stage_gallery)
-        save(Gallery(recogniser.encoder.identity), empty_gallery, allow_empty=True)
+        stage_gallery, empty_gallery = Path(work) / "stage.npz", save_empty_gallery(Path(work) / "empty.npz")
+        print(f"enrolled as edge-enroll does: {', '.join(enroll_stage_people(people, stage_gallery, args.threads))}")
         for video, gallery_path, label in ((stage, stage_gallery, "stage people enrolled"),
                                            (street, empty_gallery, "empty gallery")):
             for realtime in (False, True):

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from daemon_support import small_gallery, val_photo
-from edge.commands.demo import Recogniser, make_clip
+from edge.commands.demo import make_clip
 from edge.recognition.gallery import save
 
 
@@ -39,10 +39,9 @@ class Lines:
 @pytest.fixture(scope="module")
 def setup(celebrities, tmp_path_factory):
     folder = tmp_path_factory.mktemp("daemon")
-    recogniser = Recogniser()
     clip = make_clip([val_photo(celebrities, "ben_afflek")], folder / "ben.mp4", fps=10, show_s=2, gap_s=0)
-    only_elton = small_gallery(recogniser, celebrities, ("elton_john",), photos_each=2)
-    both = small_gallery(recogniser, celebrities, ("ben_afflek", "elton_john"), photos_each=2)
+    only_elton = small_gallery(celebrities, folder / "elton", ("elton_john",), photos_each=2)
+    both = small_gallery(celebrities, folder / "both", ("ben_afflek", "elton_john"), photos_each=2)
     return folder, clip, only_elton, both
 
 

@@ -10,15 +10,14 @@ import time
 import yaml
 
 from daemon_support import small_gallery, val_photo
-from edge.commands.demo import Recogniser, make_clip
+from edge.commands.demo import make_clip
 from edge.recognition.gallery import save
 from mosquitto import Collector
 
 
 def test_the_daemon_publishes_its_events_presence_and_discovery(mqtt_broker, celebrities, tmp_path):
-    recogniser = Recogniser()
     clip = make_clip([val_photo(celebrities, "ben_afflek")], tmp_path / "ben.mp4", fps=10, show_s=2, gap_s=0)
-    gallery = small_gallery(recogniser, celebrities, ("ben_afflek", "elton_john"), photos_each=2)
+    gallery = small_gallery(celebrities, tmp_path, ("ben_afflek", "elton_john"), photos_each=2)
     save(gallery, tmp_path / "gallery.npz")
     ben = gallery.find("Ben Afflek")
     config = tmp_path / "config.yaml"

@@ -90,9 +90,9 @@ def test_presence_is_reported_once_and_away_after_the_quiet_time():
     assert (away.person_id, away.present) == ("p-ann", False) and presence.present == []
 
 
-def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrities):
+def test_real_faces_through_the_pipeline_one_recognized_and_one_unknown(celebrities, tmp_path):
     recogniser = Recogniser()
-    gallery = small_gallery(recogniser, celebrities)
+    gallery = small_gallery(celebrities, tmp_path)
     matcher = Matcher(gallery, recogniser.encoder.identity, decision_threshold(recogniser.spec, gallery))
     sink = MemorySink()
     pipeline = Pipeline(Config(), recogniser.detector, recogniser.encoder, matcher, sink, MODELS)

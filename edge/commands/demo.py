@@ -24,7 +24,6 @@ from ..enroll.photos import PhotoSkipped, load_photo
 from ..enroll.selection import PersonOutcome
 from ..enroll.session import enroll_source
 from ..errors import EdgeError
-from ..face import Face
 from ..image_files import IMAGE_SUFFIXES
 from ..recognition.gallery import Gallery, save
 from ..recognition.matcher import Matcher, decision_threshold
@@ -53,11 +52,6 @@ def read_bgr(path: Path) -> np.ndarray | None:
         return None
 
 
-def largest(faces: list[Face]) -> Face | None:
-    """The biggest face, or None."""
-    return max(faces, key=lambda f: f.width * f.height, default=None)
-
-
 def display_name(folder_name: str) -> str:
     """``ben_afflek`` -> ``Ben Afflek``."""
     return folder_name.replace("_", " ").title()
@@ -70,38 +64,12 @@ def photos_by_person(folder: Path) -> dict[str, list[Path]]:
 
 
 class Recogniser:
-    """Detector + FaceEncoder (the daemon's face preparation): enroll photos, name faces in photos."""
+    """Detector + FaceEncoder (the daemon's face preparation), for naming the faces in photos."""
 
     def __init__(self, embedder_name: str | None = None, threads: int = 2) -> None:
         self.spec = load_manifest().embedder(embedder_name)
         self.detector = MTCNNDetector(DetectorSettings(min_face_size=20, num_threads=threads))
         self.encoder = FaceEncoder(self.spec, threads)
-
-    def embed_largest(self, bgr: np.ndarray) -> np.ndarray | None:
-        """Embedding (D,) of the largest face in a photo, or None when there is no face."""
-        face = largest(self.detector.detect(bgr))
-        if face is None:
-            return None
-        return self.encoder.encode(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), [face])[0]
-
-    def enroll_folder(self, folder: Path) -> Gallery:
-        """A gallery of ``folder/<person>/<photos>``, the largest face of each photo; unusable photos skipped."""
-        gallery = Gallery(self.encoder.identity)
-        for person, photos in photos_by_person(folder).items():
-            rows, sources = [], []
-            for photo in photos:
-                image = read_bgr(photo)
-                if image is None:
-                    continue
-                embedding = self.embed_largest(image)
-                if embedding is None:
-                    print(f"  skipped {photo}: no face found", file=sys.stderr)
-                    continue
-                rows.append(embedding)
-                sources.append(photo.name)
-            if rows:
-                gallery.add(display_name(person), np.stack(rows), sources)
-        return gallery
 
 
 def _fit(image: np.ndarray, size: tuple[int, int], height: int) -> np.ndarray:
@@ -162,12 +130,18 @@ def demo_config(clip: Path, gallery: Path, embedder: str | None = None) -> Confi
     }, "edge-demo")
 
 
-def enroll_samples(dataset: Path, config: Config) -> tuple[Gallery, list[PersonOutcome]]:
-    """The sample people's train photos enrolled as edge-enroll does, under their display names."""
-    gallery, people = enroll_source(dataset / "train", config)
+def enroll_named(folder: Path, config: Config) -> tuple[Gallery, list[PersonOutcome]]:
+    """``folder/<person>/<photos>`` enrolled as edge-enroll does, under display names (``ben_afflek`` ->
+    ``Ben Afflek``); and what became of each photo."""
+    gallery, people = enroll_source(folder, config)
     for person in gallery.people:
         person.name = display_name(person.name)
     return gallery, people
+
+
+def enroll_samples(dataset: Path, config: Config) -> tuple[Gallery, list[PersonOutcome]]:
+    """The sample people's train photos enrolled as edge-enroll does, under their display names."""
+    return enroll_named(dataset / "train", config)
 
 
 def run_clip(args: argparse.Namespace) -> int:
