@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_KINDS = ("recognized", "unknown")
 
 
@@ -27,7 +27,8 @@ class Event:
     """One decision about one appearance of a face: a known person, or an unknown face."""
 
     kind: Literal["recognized", "unknown"]
-    device: str
+    device_id: str  # the slug of device.name: what subscribers compare (it is in the topics too)
+    device: str  # device.name, for display
     camera: str
     person_id: str | None  # None for unknown faces
     name: str | None  # display name, any Unicode; None for unknown faces
@@ -62,13 +63,14 @@ class PresenceChange:
     person_id: str
     name: str
     present: bool
+    device_id: str
     device: str
     timestamp: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
         """The published JSON object."""
         return {"person_id": self.person_id, "name": self.name, "state": "present" if self.present else "away",
-                "device": self.device, "time": now_iso(self.timestamp), "timestamp": self.timestamp,
+                "device_id": self.device_id, "device": self.device, "time": now_iso(self.timestamp), "timestamp": self.timestamp,
                 "schema": SCHEMA_VERSION}
 
 

@@ -108,21 +108,21 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
         def send(payload: str | bytes, sender=daemon, to: str = topic) -> None:
             sender.publish(to, payload, qos=1).wait_for_publish(5)
 
-        alice = make_event(0, "front-door")
+        alice = make_event(0, "front-door", "Front Door")  # device.name "Front Door", as in the README
         send(alice.to_json())
         wait_log("rule 'door' fires for event " + alice.id)
         send(dataclasses.replace(alice, id="a" * 32).to_json())  # the same appearance reported again
         wait_log("rule 'door': cooling down for p-alice")
         send(alice.to_json())
         wait_log(f"ignored event {alice.id} from front-door: replayed (event id seen before)")
-        stranger = make_event(2, "front-door")
+        stranger = make_event(2, "front-door", "Front Door")
         send(stranger.to_json())
         wait_log("rule 'alarm' fires for event " + stranger.id)
         send(b"{not json")
         wait_log("ignored a malformed message on edge-facerec/front-door/events: not UTF-8 JSON")
         send(json.dumps({"kind": "recognized", "person_id": "p-alice", "score": 1.0}))
         wait_log("malformed message on edge-facerec/front-door/events: schema None")
-        zoe = make_event(1, "front-door")
+        zoe = make_event(1, "front-door", "Front Door")
         send(dataclasses.replace(zoe, score=0.6).to_json())
         wait_log("rule 'door': p-zoe recognized with score 0.60, below min_score 0.75")
         send(dataclasses.replace(zoe, id="f" * 32, timestamp=time.time() - 60).to_json())
@@ -130,7 +130,9 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
         bob = dataclasses.replace(alice, id="b" * 32, person_id="p-bob", name="Bob", score=0.99)
         send(bob.to_json())
         wait_log(f"event {bob.id} (recognized p-bob, score 0.99): no rule fired")
-        send(dataclasses.replace(zoe, id="c" * 32, device="garage").to_json(), to="edge-facerec/garage/events")
+        send(dataclasses.replace(zoe, id="c" * 32, device_id="garage").to_json(), to="edge-facerec/garage/events")
+        send(dataclasses.replace(zoe, id="9" * 32, device_id="garage").to_json())
+        wait_log(f"ignored event {'9' * 32} on {topic}: its device id is 'garage'")
         send(dataclasses.replace(zoe, id="d" * 32, name="$(touch /tmp/x) ZOË").to_json(), sender=intruder)
         wait_log("rule 'door': /")  # the first door command has finished
         zoe = dataclasses.replace(zoe, id="e" * 32)  # allowed by name only, case-insensitively
@@ -152,6 +154,7 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
     door = fired[2]["env"]
     assert door["EDGE_PERSON_NAME"] == "Zoë Ångström" and door["EDGE_PERSON_ID"] == "p-zoe"
     assert door["EDGE_SCORE"] == "0.8300" and door["EDGE_RULE"] == "door" and door["EDGE_DEVICE"] == "front-door"
+    assert door["EDGE_DEVICE_NAME"] == "Front Door"
     assert fired[1]["env"]["EDGE_PERSON_ID"] == "" and fired[1]["env"]["EDGE_EVENT_KIND"] == "unknown"
     assert "NOT_FOR_COMMANDS" not in door, "only PATH, LANG and EDGE_* reach the command"
     assert not any("c" * 32 in line or "d" * 32 in line for line in log), "unlisted device and forged events never arrive"

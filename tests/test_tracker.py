@@ -34,7 +34,7 @@ def run(tracker: FaceTracker, frames: list[list[Observation]], start: float = 0.
 
 @pytest.fixture
 def tracker() -> FaceTracker:
-    return FaceTracker(EventsConfig(), "dev", "door", MODELS)
+    return FaceTracker(EventsConfig(), "dev", "Dev", "door", MODELS)
 
 
 def test_a_known_face_gives_one_recognized_event_however_long_it_stays(tracker):
@@ -82,7 +82,7 @@ def test_somebody_else_stepping_into_the_place_is_a_new_appearance(tracker):
 
 
 def test_presence_is_reported_once_and_away_after_the_quiet_time():
-    presence = PresenceTracker(away_after_s=10, device="dev")
+    presence = PresenceTracker(away_after_s=10, device_id="dev", device="Dev")
     assert presence.seen("p-ann", "Ann", 0).present
     assert presence.seen("p-ann", "Ann", 5) is None
     assert presence.expire(14.9) == []

@@ -48,7 +48,7 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         raise MalformedEvent("no valid id")
     if event.get("kind") not in EVENT_KINDS:
         raise MalformedEvent(f"kind {event.get('kind')!r} is not one of {', '.join(EVENT_KINDS)}")
-    for key in ("device", "camera"):
+    for key in ("device_id", "device", "camera"):
         if not isinstance(event.get(key), str):
             raise MalformedEvent(f"{key} is not text")
     for key in ("timestamp", "score"):
@@ -73,7 +73,7 @@ def _same_name(a: str, b: str) -> bool:
 def command_environment(rule: RuleConfig, event: dict[str, Any]) -> dict[str, str]:
     """The whole environment of a rule's command: a fixed PATH and LANG plus the EDGE_* values."""
     return {**COMMAND_ENV, "EDGE_RULE": rule.name, "EDGE_EVENT_ID": event["id"], "EDGE_EVENT_KIND": event["kind"],
-            "EDGE_DEVICE": event["device"], "EDGE_CAMERA": event["camera"],
+            "EDGE_DEVICE": event["device_id"], "EDGE_DEVICE_NAME": event["device"], "EDGE_CAMERA": event["camera"],
             "EDGE_PERSON_ID": event.get("person_id") or "", "EDGE_PERSON_NAME": event.get("name") or "",
             "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": str(event.get("time", ""))}
 
@@ -100,8 +100,8 @@ class Actions:
         except MalformedEvent as error:
             log.warning("ignored a malformed message on %s: %s", topic, error)
             return []
-        if event["device"] != device:
-            log.warning("ignored event %s on %s: its device is %r", event["id"], topic, event["device"])
+        if event["device_id"] != device:
+            log.warning("ignored event %s on %s: its device id is %r", event["id"], topic, event["device_id"])
             return []
         now = self._clock()
         age = now - event["timestamp"]

@@ -62,8 +62,8 @@ class Pipeline:
         self.matcher = matcher
         self.sink = sink
         self.stats = stats or PipelineStats()
-        self.tracker = FaceTracker(config.events, config.device.name, config.camera.name, models)
-        self.presence = PresenceTracker(config.events.away_after_s, config.device.name)
+        self.tracker = FaceTracker(config.events, config.device_id, config.device.name, config.camera.name, models)
+        self.presence = PresenceTracker(config.events.away_after_s, config.device_id, config.device.name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rgb: np.ndarray | None = None  # conversion buffer of the current frame size

@@ -85,8 +85,10 @@ class Track:
 class FaceTracker:
     """Turns per-frame observations into at most one Event per track."""
 
-    def __init__(self, settings: EventsConfig, device: str, camera: str, models: dict[str, str]) -> None:
+    def __init__(self, settings: EventsConfig, device_id: str, device: str, camera: str,
+                 models: dict[str, str]) -> None:
         self.settings = settings
+        self.device_id = device_id
         self.device = device
         self.camera = camera
         self.models = dict(models)
@@ -194,6 +196,6 @@ class FaceTracker:
                person_id: str | None, name: str | None) -> Event:
         box = tuple(int(round(v)) for v in agreeing[-1][1])
         score = float(np.mean([match.score for match, _ in agreeing]))
-        return Event(kind=kind, device=self.device, camera=self.camera, person_id=person_id, name=name,
+        return Event(kind=kind, device_id=self.device_id, device=self.device, camera=self.camera, person_id=person_id, name=name,
                      score=round(score, 4), frames=frames, box=box, models=self.models, track_id=track.id,
                      timestamp=timestamp)
