@@ -15,6 +15,8 @@ from typing import Literal
 from ..config import ConfigError, MqttClientConfig, build_section, read_yaml, slug, validate_mqtt_client
 
 DEFAULT_ACTIONS_PATH = Path("/etc/edge-actions/actions.yaml")
+PACKAGE_OF = {"gpioset": "gpiod", "gpioget": "gpiod", "pinctrl": "raspi-utils", "mosquitto_pub": "mosquitto-clients",
+              "curl": "curl", "aplay": "alsa-utils", "espeak-ng": "espeak-ng"}  # Debian / Raspberry Pi OS packages
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class RuleConfig:
     when: Literal["recognized", "unknown"]
     command: tuple[str, ...]  # argv: an absolute program path and its arguments; no shell
     people: tuple[str, ...] = ()  # recognized: person ids or display names allowed to fire it
-    min_score: float = 0.75  # recognized: the event's score must be at least this
+    min_score: float = 0.5  # recognized: the event's score must be at least this (0.5: the daemon's own decision)
     cooldown_s: float = 30.0  # quiet this long after firing, per person (unknown faces: for any unknown face)
     timeout_s: float = 30.0  # the command is killed after this long
 
@@ -73,7 +75,7 @@ def _check_rule(rule: RuleConfig, key: str, source: str) -> None:
     program = Path(rule.command[0])
     if not program.is_absolute():
         raise ConfigError(f"{source}: {key}.command[0] {rule.command[0]!r} must be an absolute path")
-    if not program.is_file() or not os.access(program, os.X_OK):
+    if program.exists() and (not program.is_file() or not os.access(program, os.X_OK)):
         raise ConfigError(f"{source}: {key}.command[0] {program}: not an executable file")
     if rule.when == "recognized" and not rule.people:
         raise ConfigError(f"{source}: {key}.people must list who may fire a recognized rule")
@@ -85,3 +87,17 @@ def _check_rule(rule: RuleConfig, key: str, source: str) -> None:
         raise ConfigError(f"{source}: {key}.cooldown_s must not be negative")
     if rule.timeout_s <= 0:
         raise ConfigError(f"{source}: {key}.timeout_s must be positive")
+
+
+def missing_programs(config: ActionsConfig) -> list[str]:
+    """One line per rule whose program is not installed on this machine (the config itself is valid:
+    the program may be installed later, e.g. the GPIO tools on a Raspberry Pi)."""
+    lines = []
+    for index, rule in enumerate(config.rules):
+        program = Path(rule.command[0])
+        if not program.exists():
+            package = PACKAGE_OF.get(program.name)
+            hint = f" (Debian / Raspberry Pi OS: sudo apt install {package})" if package else ""
+            lines.append(f"rules[{index}] {rule.name!r}: {program} is not installed here{hint}; "
+                         "the rule cannot run until it is")
+    return lines
