@@ -107,6 +107,17 @@ class QualityConfig:
 
 
 @dataclass(frozen=True)
+class LivenessConfig:
+    """Passive liveness on the faces about to be recognized (see docs/liveness.md)."""
+
+    enabled: bool = True
+    models: tuple[str, ...] = ("minifasnetv2", "minifasnetv1se")  # MiniFASNet variants averaged
+    quantization: Literal["float32", "int8"] = "float32"  # int8 is slower on x86 and 0.01-0.02 less exact
+    threshold: float = 0.7  # mean p(live) over a recognition's agreeing frames needed for "live" (docs/liveness.md)
+    threads: int = 2
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     """How tracks of faces become events."""
 
@@ -167,6 +178,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -197,6 +209,10 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "quality.min_face_px": lambda v: "must not be negative" if v < 0 else None,
     "quality.min_sharpness": lambda v: "must not be negative" if v < 0 else None,
     "quality.max_yaw": lambda v: "must be positive" if v <= 0 else None,
+    "liveness.models": lambda v: (None if v and set(v) <= {"minifasnetv2", "minifasnetv1se"} and len(set(v)) == len(v)
+                                  else "must list minifasnetv2, minifasnetv1se or both, once each"),
+    "liveness.threshold": lambda v: "must be between 0 and 1" if not 0 <= v <= 1 else None,
+    "liveness.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
     "events.window": lambda v: "must be at least 1" if v < 1 else None,
     "events.needed": lambda v: "must be at least 1" if v < 1 else None,
     "events.unknown_after_frames": lambda v: "must be at least 1" if v < 1 else None,

@@ -23,6 +23,15 @@ def now_iso(timestamp: float) -> str:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """Whether the recognized face was a live person in front of the camera (not a photo or a screen)."""
+
+    score: float  # mean p(live) of the liveness models over the frames that decided, in [0, 1]
+    live: bool  # score >= liveness.threshold
+    frames: int  # frames the score is the mean of
+
+
+@dataclass(frozen=True)
 class Event:
     """One decision about one appearance of a face: a known person, or an unknown face."""
 
@@ -40,6 +49,7 @@ class Event:
     timestamp: float = field(default_factory=time.time)  # seconds since the epoch
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     snapshot_jpeg_base64: str | None = None  # only when the owner enables snapshots
+    liveness: Liveness | None = None  # recognized events with liveness on; None for unknown faces
 
     def to_dict(self) -> dict[str, Any]:
         """The published JSON object (schema in docs/events.md)."""

@@ -179,6 +179,11 @@ def run_clip(args: argparse.Namespace) -> int:
           f"{status.get('frames', {}).get('processed', 0)} frames at {status.get('fps', 0)} fps, "
           f"median {status.get('latency', {}).get('total', {}).get('median_ms', 0)} ms a frame, "
           f"{status.get('rss_mb', 0)} MiB")
+    recognitions = [e for e in collected.events if e.kind == "recognized" and e.liveness is not None]
+    if recognitions:
+        print(f"liveness: {sum(not e.liveness.live for e in recognitions)} of {len(recognitions)} recognitions judged "
+              "NOT LIVE: the clip shows photos, and a photo held to a door camera must not open the door "
+              "(docs/liveness.md)")
     return code
 
 

@@ -30,6 +30,7 @@ from ..recognition.gallery import load as load_gallery
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
 from ..vision.detector import DetectorSettings, MTCNNDetector
+from ..vision.liveness import LivenessChecker, liveness_specs
 from ..vision.face_encoder import FaceEncoder
 from ..vision.tracked_detection import TrackingDetector, TrackingSettings
 
@@ -64,14 +65,20 @@ class Daemon:
                                                   num_threads=config.detector.threads))
         finder = (TrackingDetector(detector, TrackingSettings(full_every=config.detector.full_every))
                   if config.detector.tracking else detector)
-        spec = self.spec = load_manifest().embedder(config.recognition.embedder)
+        manifest = load_manifest()
+        spec = self.spec = manifest.embedder(config.recognition.embedder)
         self.encoder = FaceEncoder(spec, config.recognition.threads)
         self.gallery = self._load_gallery(missing_ok=True)
         matcher = self._matcher(self.gallery)
         self.models = {"detector": f"mtcnn-{detector.quantization}", "embedder": spec.name}
+        liveness = config.liveness
+        checker = (LivenessChecker(liveness_specs(manifest, liveness.models, liveness.quantization), liveness.threads)
+                   if liveness.enabled else None)
+        if checker is not None:
+            self.models["liveness"] = "+".join(checker.names)
         self.sink = build_sinks(config, extra_sinks or [], stdout)
         self.stats = PipelineStats()
-        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats)
+        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, checker)
         source = open_source(config.camera)
         finite = isinstance(source, ImageFolderSource) or (isinstance(source, OpenCVSource) and source.is_file)
         self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
