@@ -28,6 +28,8 @@ class RuleConfig:
     command: tuple[str, ...]  # argv: an absolute program path and its arguments; no shell
     people: tuple[str, ...] = ()  # recognized: person ids or display names allowed to fire it
     min_score: float = 0.5  # recognized: the event's score must be at least this (0.5: the daemon's own decision)
+    # recognized: fire only when the daemon judged the face live (not a photo or a screen); None: yes
+    require_live: bool | None = None
     cooldown_s: float = 30.0  # quiet this long after firing, per person (unknown faces: for any unknown face)
     timeout_s: float = 30.0  # the command is killed after this long
 
@@ -45,6 +47,11 @@ class ActionsConfig:
     def client_id(self) -> str:
         """The MQTT client id (stable, so the broker keeps the session across restarts)."""
         return self.mqtt.client_id or f"edge-actions-{slug(socket.gethostname())}"
+
+
+def requires_live(rule: RuleConfig) -> bool:
+    """Whether ``rule`` fires only for faces judged live: recognized rules unless they opt out."""
+    return rule.when == "recognized" and rule.require_live is not False
 
 
 def load_actions_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> ActionsConfig:
@@ -81,6 +88,8 @@ def _check_rule(rule: RuleConfig, key: str, source: str) -> None:
         raise ConfigError(f"{source}: {key}.people must list who may fire a recognized rule")
     if rule.when == "unknown" and rule.people:
         raise ConfigError(f"{source}: {key}.people is for recognized rules; an unknown face has no identity")
+    if rule.when == "unknown" and rule.require_live:
+        raise ConfigError(f"{source}: {key}.require_live is for recognized rules; an unknown face is not checked")
     if not 0 <= rule.min_score <= 1:
         raise ConfigError(f"{source}: {key}.min_score must be between 0 and 1")
     if rule.cooldown_s < 0:

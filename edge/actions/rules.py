@@ -22,7 +22,7 @@ from typing import Any
 
 from ..events import EVENT_KINDS, SCHEMA_VERSION
 from ..mqtt.topics import device_of_events_topic
-from .config import ActionsConfig, RuleConfig
+from .config import ActionsConfig, RuleConfig, requires_live
 
 log = logging.getLogger("edge-actions")
 
@@ -59,6 +59,10 @@ def parse_event(payload: bytes) -> dict[str, Any]:
     if event["kind"] == "recognized":
         if not isinstance(event.get("person_id"), str) or not isinstance(event.get("name"), str):
             raise MalformedEvent("a recognized event without person_id and name")
+    liveness = event.get("liveness")
+    if liveness is not None and not (isinstance(liveness, dict) and isinstance(liveness.get("live"), bool)
+                                     and _finite_number(liveness.get("score")) and 0 <= liveness["score"] <= 1):
+        raise MalformedEvent("liveness is not null or {score in [0, 1], live: true/false}")
     return event
 
 
@@ -75,7 +79,8 @@ def command_environment(rule: RuleConfig, event: dict[str, Any]) -> dict[str, st
     return {**COMMAND_ENV, "EDGE_RULE": rule.name, "EDGE_EVENT_ID": event["id"], "EDGE_EVENT_KIND": event["kind"],
             "EDGE_DEVICE": event["device_id"], "EDGE_DEVICE_NAME": event["device"], "EDGE_CAMERA": event["camera"],
             "EDGE_PERSON_ID": event.get("person_id") or "", "EDGE_PERSON_NAME": event.get("name") or "",
-            "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": str(event.get("time", ""))}
+            "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": str(event.get("time", "")),
+            "EDGE_LIVENESS": f"{event['liveness']['score']:.4f}" if event.get("liveness") else ""}
 
 
 class Actions:
@@ -142,6 +147,13 @@ class Actions:
         if allowed and event["score"] < rule.min_score:
             log.info("rule %r: %s recognized with score %.2f, below min_score %.2f", rule.name,
                      event["person_id"], event["score"], rule.min_score)
+            return False
+        if allowed and requires_live(rule) and not (event.get("liveness") or {}).get("live", False):
+            liveness = event.get("liveness")
+            why = ("the event has no liveness (liveness is off in the daemon; set require_live: false to allow)"
+                   if liveness is None else f"not judged live (liveness {liveness['score']:.2f}: a photo or a screen?)")
+            log.warning("rule %r: %s recognized, but %s; not fired for event %s", rule.name, event["person_id"],
+                        why, event["id"])
             return False
         return allowed
 
