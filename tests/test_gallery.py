@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+import unicodedata
 
 import numpy as np
 import pytest
@@ -105,6 +106,19 @@ def test_remove_by_name_or_id(gallery):
     assert gallery.remove(person_id).name == "Zoë O'Brien"
     with pytest.raises(GalleryError, match="no enrolled person"):
         gallery.remove("nobody")
+
+
+def test_remove_takes_a_name_as_typed_in_any_case_and_unicode_form(gallery):
+    typed = unicodedata.normalize("NFD", "nguyễn thị MINH khai")
+    assert gallery.remove(typed).name == "Nguyễn Thị Minh Khai"
+    assert [p.name for p in gallery.people] == ["Zoë O'Brien"]
+
+
+def test_remove_refuses_a_name_that_fits_two_people_but_for_case(gallery):
+    gallery.add("zoë o'brien", gallery.people[1].embeddings, ["f.jpg", "g.jpg"])
+    with pytest.raises(GalleryError, match="2 enrolled people are named .*ZOË O'BRIEN.*give the exact name or the id"):
+        gallery.remove("ZOË O'BRIEN")
+    assert gallery.remove("zoë o'brien").sources == ["f.jpg", "g.jpg"]  # the exact name still works
 
 
 def test_score_is_monotonic_and_half_at_the_threshold():

@@ -15,12 +15,12 @@ import re
 import subprocess
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from ..events import EVENT_KINDS, SCHEMA_VERSION
+from ..names import same_name
 from ..mqtt.topics import device_of_events_topic
 from .config import ActionsConfig, RuleConfig, requires_live
 
@@ -68,10 +68,6 @@ def parse_event(payload: bytes) -> dict[str, Any]:
 
 def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _same_name(a: str, b: str) -> bool:
-    return unicodedata.normalize("NFC", a).casefold() == unicodedata.normalize("NFC", b).casefold()
 
 
 def command_environment(rule: RuleConfig, event: dict[str, Any]) -> dict[str, str]:
@@ -143,7 +139,7 @@ class Actions:
             return False
         if rule.when == "unknown":
             return True
-        allowed = any(entry == event["person_id"] or _same_name(entry, event["name"]) for entry in rule.people)
+        allowed = any(entry == event["person_id"] or same_name(entry, event["name"]) for entry in rule.people)
         if allowed and event["score"] < rule.min_score:
             log.info("rule %r: %s recognized with score %.2f, below min_score %.2f", rule.name,
                      event["person_id"], event["score"], rule.min_score)

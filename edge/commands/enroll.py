@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", nargs="?", type=Path, metavar="SOURCE", help="folder with one folder of photos per person")
     what = parser.add_argument_group("instead of enrolling")
     what.add_argument("--list", action="store_true", help="list the enrolled people and exit")
-    what.add_argument("--remove", metavar="NAME_OR_ID", help="remove one enrolled person (by name or id)")
+    what.add_argument("--remove", metavar="NAME_OR_ID",
+                      help="remove one enrolled person, by id or by name (in any letter case, as edge-actions matches)")
     where = parser.add_argument_group("gallery")
     where.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
                        help=f"the daemon's configuration, for the gallery path, embedder and quality thresholds "
