@@ -1,6 +1,7 @@
 """The gallery keeps biometric data safely; the matcher says "unknown" to strangers."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
@@ -88,6 +89,15 @@ def test_gallery_of_another_model_is_refused(gallery):
     other = EmbedderIdentity("facenet-casia-int8", "cd" * 32, 8, "landmarks", False)
     with pytest.raises(GalleryError, match="enroll again"):
         Matcher(gallery, other, 0.4)
+
+
+def test_a_refused_gallery_says_what_differs_when_the_names_are_the_same(gallery):
+    rebuilt = dataclasses.replace(IDENTITY, sha256="cd" * 32, flip_fusion=True)
+    with pytest.raises(GalleryError) as refused:
+        Matcher(gallery, rebuilt, 0.4)
+    message = str(refused.value)
+    assert "model file sha256 abababab... vs cdcdcdcd... (the same name, another file)" in message
+    assert "flip fusion off vs on" in message and "alignment" not in message and "\n" not in message
 
 
 def test_best_of_k_names_the_person_and_rejects_strangers(gallery):
