@@ -28,6 +28,7 @@ from ..image_files import IMAGE_SUFFIXES
 from ..recognition.gallery import Gallery, save
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
+from ..runtime.native_logs import quiet_opencv
 from ..runtime.pinned_download import cache_dir
 from ..runtime.sample_data import celebrity_dataset
 from ..vision.detector import DetectorSettings, MTCNNDetector
@@ -215,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_opencv()
     try:
         return run_images(args) if args.image else run_clip(args)
     except EdgeError as error:

@@ -29,6 +29,7 @@ from ..recognition.gallery import Gallery, GalleryError
 from ..recognition.gallery import load as load_gallery
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
+from ..runtime.native_logs import quiet_opencv
 from ..vision.detector import DetectorSettings, MTCNNDetector
 from ..vision.liveness import LivenessChecker, liveness_specs
 from ..vision.face_encoder import FaceEncoder
@@ -199,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.config)
         logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+        quiet_opencv()  # the capture thread reports a failing camera itself, once
         stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
