@@ -20,8 +20,34 @@ import yaml
 
 from .errors import EdgeError
 
-DEFAULT_CONFIG_PATH = Path("/etc/edge-facerec/config.yaml")
-DEFAULT_STATE_DIR = Path("/var/lib/edge-facerec")
+SERVICE_CONFIG_PATH = Path("/etc/edge-facerec/config.yaml")
+SERVICE_STATE_DIR = Path("/var/lib/edge-facerec")
+
+
+def runs_as_service() -> bool:
+    """Whether the service's paths are the defaults: when running as root, or on a device where the
+    service is installed (``/etc/edge-facerec/config.yaml`` exists, so its gallery is the one to use).
+    Otherwise a user's own: ``$XDG_CONFIG_HOME`` and ``$XDG_STATE_HOME`` (see :func:`default_config_path`)."""
+    return os.geteuid() == 0 or SERVICE_CONFIG_PATH.exists()
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    value = os.environ.get(variable, "")
+    return Path(value) if Path(value).is_absolute() else Path.home() / fallback  # a relative value is invalid
+
+
+def default_config_path() -> Path:
+    """``/etc/edge-facerec/config.yaml`` for the service, else ``$XDG_CONFIG_HOME/edge-facerec/config.yaml``
+    (``~/.config/edge-facerec/config.yaml``)."""
+    if runs_as_service():
+        return SERVICE_CONFIG_PATH
+    return _xdg("XDG_CONFIG_HOME", ".config") / "edge-facerec" / "config.yaml"
+
+
+def default_state_dir() -> Path:
+    """Where the gallery and the outbox go unless configured: ``/var/lib/edge-facerec`` for the service,
+    else ``$XDG_STATE_HOME/edge-facerec`` (``~/.local/state/edge-facerec``)."""
+    return SERVICE_STATE_DIR if runs_as_service() else _xdg("XDG_STATE_HOME", ".local/state") / "edge-facerec"
 
 
 class ConfigError(EdgeError):
@@ -90,11 +116,15 @@ class DetectorConfig:
 class RecognitionConfig:
     """Embedder and gallery."""
 
-    gallery: Path = DEFAULT_STATE_DIR / "gallery.npz"
+    gallery: Path | None = None  # None: gallery.npz in default_state_dir(), filled in on construction
     embedder: str | None = None  # manifest name; None: the manifest's default
     threshold: float | None = None  # cosine needed to name a person; None: from the manifest and the gallery size
     stranger_far: float = 0.001  # share of strangers' faces that may be taken for someone enrolled (sets the threshold)
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.gallery is None:
+            object.__setattr__(self, "gallery", default_state_dir() / "gallery.npz")
 
 
 @dataclass(frozen=True)
@@ -164,9 +194,13 @@ class MqttConfig(MqttClientConfig):
     enabled: bool = False
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
-    outbox: Path = DEFAULT_STATE_DIR / "outbox.sqlite3"  # events not yet acknowledged by the broker
+    outbox: Path | None = None  # events not yet acknowledged by the broker; None: outbox.sqlite3 in default_state_dir()
     outbox_max_events: int = 10000
     outbox_max_age_s: float = 7 * 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.outbox is None:
+            object.__setattr__(self, "outbox", default_state_dir() / "outbox.sqlite3")
 
 
 @dataclass(frozen=True)
@@ -238,6 +272,17 @@ def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> 
     """Read and validate the YAML at ``path``; raise one-line ConfigError naming file and key."""
     raw = read_yaml(path)
     return config_from_dict(raw if raw is not None else {}, str(path), environ)
+
+
+def load_config_or_defaults(path: Path | None) -> tuple[Config, Path | None]:
+    """The configuration at ``path`` (which must exist); without a path, the file at
+    :func:`default_config_path` when there is one, else the built-in defaults. Also the file read
+    (None for the built-in defaults)."""
+    if path is None:
+        path = default_config_path()
+        if not path.exists():
+            return Config(), None
+    return load_config(path), path
 
 
 def read_yaml(path: Path) -> Any:

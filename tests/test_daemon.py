@@ -123,6 +123,21 @@ def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0} and final["camera"] == "ended"
 
 
+def test_camera_on_the_command_line_replaces_the_configured_one_and_events_can_be_read(setup):
+    folder, clip, _, both = setup
+    gallery = folder / "override-gallery.npz"
+    save(both, gallery)
+    config = folder / "override.yaml"
+    config.write_text(f"camera: {{source: '97', realtime: false}}\nrecognition: {{gallery: '{gallery}'}}\n")
+    result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config),
+                             "--camera", str(clip), "--readable"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"configuration {config}, gallery {gallery}" in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and not lines[0].startswith("{")  # readable, not JSON
+    assert lines[0].split()[1:3] == ["recognized", "Ben"] and lines[1].split()[1:4] == ["presence", "Ben", "Afflek"]
+
+
 def test_a_missing_camera_is_one_warning_without_the_libraries_own_lines(tmp_path):
     """A stream nobody serves: FFmpeg's "[tcp @ ...] Connection refused", OpenCV's "[ WARN:0@...]" and
     TFLite's "Created ... XNNPACK delegate" stay off the terminal; the daemon says it once, naming it."""

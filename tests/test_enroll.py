@@ -198,6 +198,15 @@ def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
     assert err.count("\n") == 1 and words in err
 
 
+def test_a_user_enrolls_into_their_own_state_folder_without_options(small_source, as_a_user, capsys):
+    assert enroll_cli.main([str(small_source)]) == 0
+    gallery = as_a_user / "state" / "edge-facerec" / "gallery.npz"
+    assert f"gallery written: {gallery} (1 people)" in capsys.readouterr().out
+    assert [p.name for p in load(gallery).people] == ["Elton John"]
+    assert (as_a_user / "state" / "edge-facerec" / "enroll-report" / "report.json").is_file()
+    assert enroll_cli.main(["--list"]) == 0 and "Elton John" in capsys.readouterr().out
+
+
 def test_list_and_remove(enrolled, tmp_path, capsys):
     gallery = tmp_path / "gallery.npz"
     shutil.copy(enrolled["gallery"], gallery)

@@ -36,7 +36,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
-from ..config import DEFAULT_CONFIG_PATH, Config, load_config
+from ..config import Config, default_config_path, load_config_or_defaults
 from ..enroll.daemon_notify import DEFAULT_UNIT, NotifyError, notify_daemon
 from ..enroll.photos import scan_source
 from ..enroll.report import (Progress, export_aligned, private_folder, report_dict, summary_table,
@@ -68,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--remove", metavar="NAME_OR_ID",
                       help="remove one enrolled person, by id or by name (in any letter case, as edge-actions matches)")
     where = parser.add_argument_group("gallery")
-    where.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
+    where.add_argument("--config", type=Path,
                        help=f"the daemon's configuration, for the gallery path, embedder and quality thresholds "
-                            f"(default {DEFAULT_CONFIG_PATH}; built-in defaults when that file does not exist)")
+                            f"(default {default_config_path()}; built-in defaults when that file does not exist)")
     where.add_argument("--gallery", type=Path, help="gallery file (default: recognition.gallery of the configuration)")
     where.add_argument("--replace", action="store_true",
                        help="the gallery becomes exactly the people in SOURCE (default: merge: people in SOURCE are "
@@ -112,13 +112,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.export_size < 16 or not 0 <= args.export_margin < args.export_size:
         raise UsageError("--export-size must be at least 16 and --export-margin between 0 and the size")
     return args
-
-
-def read_config(path: Path) -> Config:
-    """The daemon's configuration; the built-in defaults when the default file does not exist."""
-    if path == DEFAULT_CONFIG_PATH and not path.exists():
-        return Config()
-    return load_config(path)
 
 
 def list_people(path: Path) -> int:
@@ -275,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     previous_handler = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl-C
     try:
-        config = read_config(args.config)
+        config, _ = load_config_or_defaults(args.config)
         path = args.gallery or config.recognition.gallery
         if args.list:
             return list_people(path)
