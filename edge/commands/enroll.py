@@ -39,7 +39,7 @@ from typing import NoReturn
 from ..config import Config, default_config_path, load_config_or_defaults
 from ..enroll.daemon_notify import DEFAULT_UNIT, NotifyError, notify_daemon
 from ..enroll.photos import scan_source
-from ..enroll.report import (Progress, export_aligned, private_folder, report_dict, summary_table,
+from ..enroll.report import (Progress, export_aligned, listed, private_folder, report_dict, summary_table,
                              write_contact_sheets, write_report)
 from ..enroll.session import apply_to_gallery, gallery_lock, make_enroller, previous_gallery
 from ..enroll.selection import EnrollmentSettings, PersonOutcome, likely_same_people
@@ -237,8 +237,8 @@ def print_summary(args: argparse.Namespace, path: Path, run: EnrollRun, report: 
     for person in run.people:
         for warning in person.warnings:
             print(f"warning: {person.name}: {warning}")
-    for where, why in run.ignored:
-        print(f"ignored: {where.name}: {why}")
+    for line in listed([f"ignored: {where.name}: {why}" for where, why in run.ignored]):
+        print(line)
     if args.export_aligned:
         print(f"exported {report['exported_aligned']} aligned faces to {args.export_aligned}")
     per_photo = f", {report['seconds_per_photo'] * 1000:.0f} ms per photo" if report["seconds_per_photo"] else ""
