@@ -199,6 +199,8 @@ def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
 
 
 def test_a_user_enrolls_into_their_own_state_folder_without_options(small_source, as_a_user, capsys):
+    assert enroll_cli.main([str(small_source), "--dry-run"]) == 0  # creates the folder, for the report
+    assert stat.S_IMODE((as_a_user / "state" / "edge-facerec").stat().st_mode) == 0o700
     assert enroll_cli.main([str(small_source)]) == 0
     gallery = as_a_user / "state" / "edge-facerec" / "gallery.npz"
     assert f"gallery written: {gallery} (1 people)" in capsys.readouterr().out

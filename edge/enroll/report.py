@@ -131,8 +131,9 @@ def contact_sheet(person: PersonOutcome) -> np.ndarray | None:
 
 
 def private_folder(path: Path) -> Path:
-    """Create ``path`` (and parents) owner-only; return it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` owner-only, and its folder too when that is new (the gallery's state folder); return it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.mkdir(exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     return path
 
