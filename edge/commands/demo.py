@@ -41,7 +41,7 @@ from ..runtime.sample_data import celebrity_dataset
 from ..vision.detector import DetectorSettings, MTCNNDetector
 from ..vision.face_encoder import FaceEncoder
 from .demo_report import (LEFT_OUT_FILE, ShotMatch, display_name, explain, paragraph, report_enrollment,
-                          summary)
+                          summary, summary_block)
 from .facerec import Daemon
 
 STRANGER_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # apt install opencv-doc
@@ -200,8 +200,7 @@ def run_clip(args: argparse.Namespace) -> int:
                         config.recognition.stranger_far):
         print(paragraph(said))
     print()
-    for line in summary(truth, matches, collected.events, daemon.final_status or {}):
-        print(line)
+    print(summary_block(summary(truth, matches, collected.events, daemon.final_status or {})))
     return code
 
 

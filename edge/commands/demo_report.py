@@ -98,9 +98,9 @@ def _alike(person: PersonOutcome) -> float:
     return float(np.median(values)) if values else float("nan")
 
 
-def paragraph(text: str, indent: str = "   ") -> str:
-    """``text`` wrapped to the demo's width, every line after the first indented (the first too by ``indent``)."""
-    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent="   ")
+def paragraph(text: str, indent: str = "   ", hanging: str = "   ") -> str:
+    """``text`` wrapped to the demo's width, its first line indented by ``indent``, the others by ``hanging``."""
+    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=hanging)
 
 
 def explain(matches: list[ShotMatch], people: list[PersonOutcome], gallery: Gallery, named: set[str],
@@ -168,7 +168,8 @@ def _and(items: list[str]) -> str:
 
 
 def summary(truth: list[str], matches: list[ShotMatch], events: list[Event], status: dict) -> list[str]:
-    """The last lines: who was named, wrong names, unknown faces; the daemon's speed and memory."""
+    """The summary's sentences: who was named, wrong names, unknown faces; liveness (when on); the
+    daemon's speed and memory."""
     shown = [who for who in truth if who != "stranger"]
     named = {e.name for e in events if e.kind == "recognized"}
     wrong = sum(e.kind == "recognized" and e.name not in shown for e in events)
@@ -181,8 +182,15 @@ def summary(truth: list[str], matches: list[ShotMatch], events: list[Event], sta
     unknown_faces = f"{unknown} unknown face{'s' if unknown != 1 else ''}{which}"
     frames, latency = status.get("frames", {}), status.get("latency", {}).get("total", {})
     liveness = liveness_line(events)
-    return [f"Summary: {len(shown) - len(missed)} of {len(shown)} enrolled people named, "
+    return [f"{len(shown) - len(missed)} of {len(shown)} enrolled people named, "
             f"{'none wrongly' if not wrong else f'{wrong} wrong name' + ('s' if wrong > 1 else '')}; {unknown_faces}.",
-            *([f"         {liveness}"] if liveness else []),
-            f"         The daemon: {frames.get('processed', 0)} frames at {status.get('fps', 0)} fps, "
+            *([liveness] if liveness else []),
+            f"The daemon: {frames.get('processed', 0)} frames at {status.get('fps', 0)} fps, "
             f"{latency.get('median_ms', 0)} ms a frame (median), {status.get('rss_mb', 0)} MiB."]
+
+
+def summary_block(sentences: list[str]) -> str:
+    """The summary as printed last: ``Summary:`` and each sentence on its own lines, wrapped."""
+    hanging = " " * len("Summary: ")
+    return "\n".join(paragraph(sentence, "Summary: " if number == 0 else hanging, hanging)
+                     for number, sentence in enumerate(sentences))
