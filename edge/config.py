@@ -26,9 +26,21 @@ SERVICE_STATE_DIR = Path("/var/lib/edge-facerec")
 
 def runs_as_service() -> bool:
     """Whether the service's paths are the defaults: when running as root, or on a device where the
-    service is installed (``/etc/edge-facerec/config.yaml`` exists, so its gallery is the one to use).
-    Otherwise a user's own: ``$XDG_CONFIG_HOME`` and ``$XDG_STATE_HOME`` (see :func:`default_config_path`)."""
-    return os.geteuid() == 0 or SERVICE_CONFIG_PATH.exists()
+    service is installed (``/etc/edge-facerec/config.yaml`` exists, so its gallery is the one to use;
+    also when this user may not look into ``/etc/edge-facerec``). Otherwise a user's own:
+    ``$XDG_CONFIG_HOME`` and ``$XDG_STATE_HOME`` (see :func:`default_config_path`)."""
+    return os.geteuid() == 0 or _present(SERVICE_CONFIG_PATH)
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists; True also when this user may not look (the service's folders are 0750)."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -280,9 +292,9 @@ def load_config_or_defaults(path: Path | None) -> tuple[Config, Path | None]:
     (None for the built-in defaults)."""
     if path is None:
         path = default_config_path()
-        if not path.exists():
+        if not _present(path):
             return Config(), None
-    return load_config(path), path
+    return load_config(path), path  # one that cannot be read is a ConfigError naming it
 
 
 def read_yaml(path: Path) -> Any:

@@ -132,3 +132,18 @@ def test_without_a_config_path_the_default_file_is_read_when_there_is_one(as_a_u
     assert read == own and config.camera.source == "/dev/video2"
     with pytest.raises(ConfigError, match="config file not found"):  # a path given must exist
         config_module.load_config_or_defaults(as_a_user / "absent.yaml")
+
+
+def test_a_service_config_this_user_may_not_look_at_counts_as_the_service(as_a_user, monkeypatch):
+    """On the device /etc/edge-facerec is 0750: a user outside its group gets one line, not a traceback."""
+    real_stat = Path.stat
+
+    def stat(path, *args, **kwargs):
+        if path == config_module.SERVICE_CONFIG_PATH:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    assert config_module.runs_as_service() and Config().recognition.gallery == Path("/var/lib/edge-facerec/gallery.npz")
+    with pytest.raises(ConfigError, match=f"^{config_module.SERVICE_CONFIG_PATH}: "):
+        config_module.load_config_or_defaults(None)
