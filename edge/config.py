@@ -206,6 +206,7 @@ class MqttConfig(MqttClientConfig):
     enabled: bool = False
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
+    discovery_face_image: bool = False  # an image entity with the latest event's face (needs events.snapshot)
     outbox: Path | None = None  # events not yet acknowledged by the broker; None: outbox.sqlite3 in default_state_dir()
     outbox_max_events: int = 10000
     outbox_max_age_s: float = 7 * 24 * 3600.0
@@ -326,6 +327,9 @@ def config_from_dict(raw: Any, source: str = "config", environ: typing.Mapping[s
     if config.events.needed > config.events.window:
         raise ConfigError(f"{source}: events.needed ({config.events.needed}) must not exceed events.window "
                           f"({config.events.window})")
+    if config.mqtt.discovery_face_image and not config.events.snapshot:
+        raise ConfigError(f"{source}: mqtt.discovery_face_image needs events.snapshot: true (the face comes from "
+                          "the event's snapshot)")
     return replace(config, mqtt=validate_mqtt_client(config.mqtt, "mqtt", source, environ))
 
 

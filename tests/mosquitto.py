@@ -185,6 +185,18 @@ class Collector:
         self.client.loop_stop()
 
 
+def publish_as(broker: Broker, messages: dict[str, bytes], user: str = "edge-facerec", retain: bool = True) -> None:
+    """Publish ``messages`` (topic -> payload; retained unless told) at QoS 1 as ``user``, each acknowledged."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2)
+    client.username_pw_set(user, USERS[user])
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    for topic, payload in messages.items():
+        client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+    client.disconnect()
+    client.loop_stop()
+
+
 def documented_acl() -> str:
     """The mosquitto ACL of docs/mqtt.md (the fenced block after ``<!-- mosquitto-acl -->``)."""
     text = (Path(__file__).resolve().parent.parent / "docs" / "mqtt.md").read_text(encoding="utf-8")

@@ -45,6 +45,7 @@ def test_the_example_config_loads_and_shows_every_key_with_its_default():
     ("events:\n  window: 2\n  needed: 3\n", "events.needed (3) must not exceed events.window (2)"),
     ("camera: [1, 2]\n", "camera must be a mapping"),
     ("camera:\n  source: [\n", "not valid YAML"),
+    ("mqtt:\n  discovery_face_image: true\n", "mqtt.discovery_face_image needs events.snapshot: true"),
 ])
 def test_a_bad_value_is_one_line_naming_the_key(tmp_path, text, named):
     path = write(tmp_path, text)

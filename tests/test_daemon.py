@@ -30,14 +30,45 @@ class Lines:
         """Wait until the stream has ended (the process exited) and every line is in."""
         self._thread.join(timeout)
 
-    def wait_for(self, text: str, timeout: float = 30.0) -> str:
+    def wait_for(self, text: str, timeout: float = 30.0, after: int = 0) -> str:
+        """The first line containing ``text`` (skipping the first ``after`` such lines), waiting for it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = [line for line in list(self.lines) if text in line]
-            if found:
-                return found[0]
+            if len(found) > after:
+                return found[after]
             time.sleep(0.05)
         raise AssertionError(f"{text!r} not seen in {self.lines[-20:]}")
+
+
+class Datagrams:
+    """Receives a socket's datagrams on a thread, as systemd does (unread, a full queue blocks the sender)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.messages: list[str] = []
+        sock.settimeout(0.2)
+        self._thread = threading.Thread(target=self._receive, args=(sock,), daemon=True)
+        self._thread.start()
+
+    def _receive(self, sock: socket.socket) -> None:
+        while sock.fileno() != -1:
+            try:
+                self.messages.append(sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:  # closed by the test
+                return
+
+    def wait_for(self, prefix: str, timeout: float = 30.0) -> list[str]:
+        """The messages up to the first one starting with ``prefix``, waiting for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            messages = list(self.messages)
+            found = [index for index, message in enumerate(messages) if message.startswith(prefix)]
+            if found:
+                return messages[:found[0] + 1]
+            time.sleep(0.05)
+        raise AssertionError(f"{prefix!r} not among {self.messages[-10:]}")
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +91,13 @@ def test_ready_watchdog_reload_and_stop(setup):
                       f"events: {{status_interval_s: 1.0}}\n")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(folder / "notify.sock"))
-    notify.settimeout(30)
     environ = dict(os.environ, NOTIFY_SOCKET=str(folder / "notify.sock"), WATCHDOG_USEC="1000000")
     process = subprocess.Popen([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)], env=environ,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = Lines(process.stdout), Lines(process.stderr)
-        messages = []
-        while not any(m.startswith("WATCHDOG=1") for m in messages):
-            messages.append(notify.recv(4096).decode())
+        datagrams = Datagrams(notify)
+        messages = datagrams.wait_for("WATCHDOG=1")
         assert any(m.startswith("READY=1") for m in messages)
         assert messages.index(next(m for m in messages if m.startswith("READY=1"))) < len(messages) - 1
         unknown = json.loads(stdout.wait_for('"kind":"unknown"'))
@@ -83,7 +112,8 @@ def test_ready_watchdog_reload_and_stop(setup):
         recognized = json.loads(stdout.wait_for('"kind":"recognized"'))
         assert recognized["name"] == "Ben Afflek" and 0.5 <= recognized["score"] <= 1
         assert json.loads(stdout.wait_for('"type":"presence"'))["state"] == "present"
-        status = json.loads(stderr.wait_for("status {").split("status ", 1)[1])
+        statuses = sum("status {" in line for line in stderr.lines)  # the ones before this recognition
+        status = json.loads(stderr.wait_for("status {", after=statuses).split("status ", 1)[1])
         assert status["frames"]["processed"] > 0 and status["rss_mb"] > 0 and "detect" in status["latency"]
         assert process.poll() is None  # still running after both reloads
 
@@ -91,22 +121,12 @@ def test_ready_watchdog_reload_and_stop(setup):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0
         assert time.monotonic() - stopped < 5
-        assert any(m.startswith("STOPPING=1") for m in _drain(notify))
+        assert datagrams.wait_for("STOPPING=1")
     finally:
         if process.poll() is None:
             process.kill()
         notify.close()
     assert not [line for line in stderr.lines if "Traceback" in line]
-
-
-def _drain(notify: socket.socket) -> list[str]:
-    notify.settimeout(0.5)
-    messages = []
-    try:
-        while True:
-            messages.append(notify.recv(4096).decode())
-    except TimeoutError:
-        return messages
 
 
 def test_a_finite_video_ends_the_daemon_with_status_0(setup):
@@ -119,8 +139,12 @@ def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     assert "no gallery yet, every face is unknown" in result.stderr
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["kind"] for e in events] == ["unknown"]
-    final = json.loads([line for line in result.stderr.splitlines() if "status {" in line][-1].split("status ", 1)[1])
+    statuses = [json.loads(line.split("status ", 1)[1]) for line in result.stderr.splitlines() if "status {" in line]
+    final = statuses[-1]
     assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0} and final["camera"] == "ended"
+    assert statuses[0]["camera"] in ("starting", "opening") and statuses[0]["frames"]["processed"] == 0, \
+        "a status at start, so a new process's figures replace the previous one's at once"
+    assert len(statuses) >= 3, "and one when the camera ended, long before the 60 s interval"
 
 
 def test_camera_on_the_command_line_replaces_the_configured_one_and_events_can_be_read(setup):

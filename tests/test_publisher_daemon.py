@@ -27,7 +27,7 @@ def test_the_daemon_publishes_its_events_presence_and_discovery(mqtt_broker, cel
         "recognition": {"gallery": str(tmp_path / "gallery.npz")},
         "mqtt": {**mqtt_broker.mqtt_section(tls=True), "enabled": True, "outbox": str(tmp_path / "outbox.sqlite3")},
     }))
-    collector = Collector(mqtt_broker, ["edge-facerec/porch/#", "homeassistant/+/porch/#"])
+    collector = Collector(mqtt_broker, ["edge-facerec/porch/#", "homeassistant/device/edge-facerec_porch/config"])
     try:
         result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
                                 capture_output=True, text=True, timeout=120)
@@ -43,9 +43,9 @@ def test_the_daemon_publishes_its_events_presence_and_discovery(mqtt_broker, cel
     published = [json.loads(m.payload) for m in collector.on("edge-facerec/porch/events")]
     assert published == printed_events, "the event as the daemon printed it, once"
     presence = [json.loads(m.payload) for m in collector.on(f"edge-facerec/porch/presence/{ben.id}")]
-    assert presence and presence[0]["state"] == "present" and presence[0]["name"] == "Ben Afflek"
-    configs = {m.topic for m in collector.messages if m.topic.startswith("homeassistant/")}
-    assert {"homeassistant/event/porch/recognition/config",
-            f"homeassistant/binary_sensor/porch/presence_{ben.id.replace('-', '_')}/config"} <= configs
+    assert [p["state"] for p in presence[:2]] == ["away", "present"], "away from the start, present when seen"
+    assert presence[1]["name"] == "Ben Afflek"
+    config = json.loads(collector.on("homeassistant/device/edge-facerec_porch/config")[0].payload)
+    assert {"recognition", f"presence_{ben.id.replace('-', '_')}", "camera"} <= set(config["components"])
     assert "refused" not in result.stderr and "cannot connect" not in result.stderr
     assert "connected to the MQTT broker" in result.stderr and (tmp_path / "outbox.sqlite3").exists()

@@ -43,6 +43,7 @@ from ..vision.tracked_detection import TrackingDetector, TrackingSettings
 
 log = logging.getLogger("edge-facerec")
 TICK_S = 0.2  # how often the main thread looks at signals, the watchdog and the status timer
+PASSING_CAMERA_STATES = ("starting", "opening")  # a change to these does not publish a status of its own
 
 
 def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None) -> FanOutSink:
@@ -91,6 +92,7 @@ class Daemon:
         self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
                                      lossless=finite and not config.camera.realtime)
         self.final_status: dict[str, Any] | None = None
+        self._camera_reported = ""  # the camera state word of the last status
 
     def request_stop(self) -> None:
         """Stop soon (signal-safe)."""
@@ -105,6 +107,7 @@ class Daemon:
         """Capture and process until stopped (0), the source ends (0) or the pipeline fails (1)."""
         self.sink.people_changed(self._people())
         self.capture.start()
+        self._report(self.status())  # at once: what the sinks show is this process's from the start
         log.info("models %s, threshold %.4f, %d enrolled people, camera %s", self.models, self.pipeline.matcher.threshold,
                  len(self.gallery.people), self.capture.source.name)
         if self._wait_for_camera():
@@ -122,6 +125,7 @@ class Daemon:
             if self.capture.state != last_state:
                 last_state = self.capture.state
                 self.notifier.status(f"waiting for the camera: {last_state}")
+            self._report_camera_change()
             self._stop.wait(TICK_S)
         return False
 
@@ -139,6 +143,7 @@ class Daemon:
             if time.monotonic() >= next_status:
                 next_status += interval
                 self._report(self.status())
+            self._report_camera_change()
             if not self.pipeline.running:
                 break
 
@@ -176,7 +181,14 @@ class Daemon:
     def _people(self) -> list[EnrolledPerson]:
         return [EnrolledPerson(p.id, p.name) for p in self.gallery.people]
 
+    def _report_camera_change(self) -> None:
+        """A status at once when the camera starts running, fails, ends or stops (not for each reopening)."""
+        word = self.capture.state.split(":")[0]
+        if word not in PASSING_CAMERA_STATES and word != self._camera_reported:
+            self._report(self.status())
+
     def _report(self, status: dict[str, Any]) -> None:
+        self._camera_reported = status["camera"].split(":")[0]
         log.info("status %s", json.dumps(status, separators=(",", ":")))
         self.sink.publish_status(status)
         frames = status["frames"]

@@ -5,14 +5,17 @@ sender thread hands stored events to paho in order, at most MAX_INFLIGHT at a ti
 deletes each one when its PUBACK arrives. After a reconnect, paho first re-sends what was in
 flight and the sender waits for those acknowledgements before sending newer events, so the
 order holds across outages. Retained state (availability, presence, status, discovery) is
-kept in memory and re-sent on every connect, and when Home Assistant announces ``online``.
-Topics: edge/mqtt/topics.py; discovery payloads: edge/mqtt/ha_discovery.py.
+kept in memory and re-sent on every connect, and when Home Assistant announces ``online``, in
+the order it was set (so a discovery config goes before the state it describes, and a removal
+clears the config before the state). Topics: edge/mqtt/topics.py; discovery payloads:
+edge/mqtt/ha_discovery.py; presence kept equal to this process's: edge/mqtt/presence_state.py;
+moving edge-facerec 0.1's discovery to device-based: edge/mqtt/ha_migration.py.
 """
 from __future__ import annotations
 
+import base64
 import json
 import logging
-import os
 import queue
 import threading
 import time
@@ -23,14 +26,18 @@ import paho.mqtt.client as mqtt
 from ..config import Config
 from ..events import EnrolledPerson, Event, PresenceChange, now_iso
 from . import ha_discovery
+from .announced import AnnouncedFile
 from .connection import MAX_INFLIGHT, Connection
+from .ha_migration import migration_messages
 from .outbox import Outbox, OutboxError
+from .presence_state import PresenceState
 from .topics import OFFLINE, ONLINE, Topics
 
 log = logging.getLogger("edge-facerec.mqtt")
 
 IDLE_PUMP_S = 5.0  # the sender also looks at the outbox this often (expiry, missed wake-ups)
 CLOSE_DRAIN_S = 2.0  # close() waits this long for unacknowledged events while connected
+MIGRATION_ACK_S = 10.0  # the discovery migration counts as done once the broker acknowledged it
 
 
 class MqttPublisher:
@@ -41,13 +48,18 @@ class MqttPublisher:
         self.topics = Topics(settings.topic_prefix, config.device_id, settings.discovery_prefix)
         self._device_name = config.device.name
         self._discovery = settings.discovery
+        self._face_image = settings.discovery and settings.discovery_face_image
         self.outbox = Outbox(settings.outbox, settings.outbox_max_events, settings.outbox_max_age_s)
-        self._people_file = settings.outbox.with_name(settings.outbox.stem + ".people.json")
-        self._announced = self._load_announced()  # person ids whose entities/presence exist on the broker
+        self._announced_file = AnnouncedFile(settings.outbox.with_name(settings.outbox.stem + ".people.json"), log)
+        # person ids whose entities/presence exist on the broker; edge-facerec 0.1's ones to migrate
+        self._announced = set(self._announced_file.current.people)
+        migrate = self._discovery and not self._announced_file.current.device_discovery
+        self._legacy_people = self._announced.copy() if migrate else None
         self._lock = threading.Lock()  # guards the fields below, shared with the caller's thread
-        self._retained: dict[str, bytes] = {}  # topic -> payload, re-sent on every connect
+        self._retained: dict[str, bytes] = {}  # topic -> payload, re-sent on every connect, in this order
+        self._presence = PresenceState(config.device_id, config.device.name)
+        self._removed: set[str] = set()  # people removed since the start: their entities are deleted
         self._status: dict[str, Any] = {}
-        self._figures: set[str] = set()  # status figures with a discovery config
         self._dropped_reported = self.outbox.dropped
         self._closed = False
         # sender thread only:
@@ -61,8 +73,6 @@ class MqttPublisher:
                                      on_message=self._message, will=(self.topics.availability, OFFLINE.encode()))
         self.connection.client.on_publish = self._acked
         self._set_retained(self.topics.availability, ONLINE.encode())
-        if self._discovery:
-            self._set_retained(*_encoded(ha_discovery.recognition_entity(self.topics, self._device_name)))
         self._sender = threading.Thread(target=self._run, name="mqtt-sender", daemon=True)
         self._sender.start()
         self.connection.start()
@@ -70,21 +80,24 @@ class MqttPublisher:
     # EventSink ------------------------------------------------------------------------------------------
 
     def people_changed(self, people: list[EnrolledPerson]) -> None:
-        """Announce a presence entity per person; remove those of people no longer enrolled."""
-        current = {person.person_id: person.name for person in people}
+        """Announce the device with a presence entity per person, deleting those of people no longer enrolled
+        (their config first, then their retained presence), and give each newly enrolled person a presence."""
+        current = {person.person_id for person in people}
         with self._lock:
-            removed = sorted(self._announced - current.keys())
+            removed = sorted(self._announced - current)
             self._announced = set(current)
+            self._removed = (self._removed | set(removed)) - current
+            presence = self._presence.enrolled(people)
+            config = ha_discovery.device_config(self.topics, self._device_name, people, sorted(self._removed),
+                                                self._face_image)
+        if self._discovery:
+            self._set_retained(self.topics.discovery, ha_discovery.encode(config))
         for person_id in removed:
             log.info("person %s left the gallery: removing their presence entity", person_id)
             self._set_retained(self.topics.presence(person_id), b"")
-            if self._discovery:
-                self._set_retained(ha_discovery.presence_removal_topic(self.topics, person_id), b"")
-        if self._discovery:
-            for person_id, name in current.items():
-                self._set_retained(*_encoded(ha_discovery.presence_entity(self.topics, self._device_name,
-                                                                          person_id, name)))
-        self._save_announced(set(current))
+        for change in presence:
+            self._set_retained(self.topics.presence(change.person_id), _json(change.to_dict()))
+        self._announced_file.record(people=frozenset(current))
 
     def publish_event(self, event: Event) -> None:
         """Store the event durably and return; it is sent as soon as the broker is reachable."""
@@ -97,11 +110,15 @@ class MqttPublisher:
             return
         self._work.put(("pump", None))
         self._report_drops()
+        if self._face_image and event.snapshot_jpeg_base64 and self.connection.connected.is_set():
+            self.connection.client.publish(self.topics.face_image, base64.b64decode(event.snapshot_jpeg_base64), qos=1)
 
     def publish_presence(self, change: PresenceChange) -> None:
-        """Retained presence of one person."""
-        payload = json.dumps(change.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
-        self._set_retained(self.topics.presence(change.person_id), payload)
+        """Retained presence of one enrolled person."""
+        with self._lock:
+            enrolled = self._presence.changed(change)
+        if enrolled:
+            self._set_retained(self.topics.presence(change.person_id), _json(change.to_dict()))
 
     def publish_status(self, status: dict[str, Any]) -> None:
         """Retained status: the daemon's figures plus the publisher's own under ``mqtt``."""
@@ -113,14 +130,7 @@ class MqttPublisher:
                             "outbox_pending": stats.pending, "outbox_dropped": stats.dropped,
                             "outbox_dropped_full": stats.dropped_full,
                             "outbox_dropped_expired": stats.dropped_expired}}
-        if self._discovery:
-            with self._lock:
-                new = {k: v for k, v in ha_discovery.status_figures(payload).items() if k not in self._figures}
-                self._figures.update(new)
-            for key, path in new.items():
-                self._set_retained(*_encoded(ha_discovery.status_entity(self.topics, self._device_name, key, path)))
-        self._set_retained(self.topics.status,
-                           json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+        self._set_retained(self.topics.status, _json(payload))
 
     def close(self) -> None:
         """Wait briefly for unacknowledged events, mark the device offline and disconnect."""
@@ -162,7 +172,11 @@ class MqttPublisher:
         self.publish_status(status)
 
     def _set_retained(self, topic: str, payload: bytes) -> None:
+        """Keep ``payload`` as the retained state of ``topic``; a cleared topic (empty payload) moves to the end,
+        so a full re-send clears after it configures, as a live removal does."""
         with self._lock:
+            if not payload:
+                self._retained.pop(topic, None)
             self._retained[topic] = payload
         self._work.put(("retained", topic))
 
@@ -190,7 +204,7 @@ class MqttPublisher:
 
     def _handle(self, items: list[tuple[str, Any]]) -> bool:
         """One round of the sender thread; False when told to stop."""
-        everything, topics, acked = False, set(), []
+        everything, topics, acked = False, {}, []  # topics: ordered, as they were set
         for kind, argument in items:
             if kind == "stop":
                 return False
@@ -206,7 +220,7 @@ class MqttPublisher:
             elif kind == "republish":
                 everything = True
             elif kind == "retained":
-                topics.add(argument)
+                topics[argument] = None
         if acked:
             self.outbox.remove(acked)
             self.delivered += len(acked)
@@ -214,6 +228,7 @@ class MqttPublisher:
             self._hold = False
         if not self.connection.connected.is_set():
             return True
+        self._migrate_discovery()
         with self._lock:
             retained = dict(self._retained) if everything else {t: self._retained[t] for t in topics}
         for topic, payload in retained.items():
@@ -236,29 +251,30 @@ class MqttPublisher:
             self._inflight[info.mid] = message.seq
             self._sent_upto = message.seq
 
-    def _load_announced(self) -> set[str]:
+    def _migrate_discovery(self) -> None:
+        """Once, on the sender thread while connected, before the retained state: move edge-facerec 0.1's
+        single-entity discovery to the device config (edge/mqtt/ha_migration.py), and record it when the broker
+        has acknowledged it."""
+        with self._lock:
+            device_config = self._retained.get(self.topics.discovery)
+        if self._legacy_people is None or not device_config:
+            return
+        messages = migration_messages(self.topics, self._legacy_people, device_config)
+        for topic, payload in messages:
+            info = self.connection.client.publish(topic, payload, qos=1, retain=True)
         try:
-            return set(json.loads(self._people_file.read_text(encoding="utf-8"))["people"])
-        except FileNotFoundError:
-            return set()
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            log.warning("%s: cannot read the announced people (%s); removals of earlier people may be missed",
-                        self._people_file, error)
-            return set()
-
-    def _save_announced(self, people: set[str]) -> None:
-        temporary = self._people_file.with_name(self._people_file.name + ".tmp")
-        try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
-                json.dump({"people": sorted(people)}, stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, self._people_file)
-        except OSError as error:
-            log.warning("%s: cannot record the announced people (%s)", self._people_file, error)
+            info.wait_for_publish(MIGRATION_ACK_S)
+        except (RuntimeError, ValueError) as error:
+            log.warning("Home Assistant discovery migration not acknowledged (%s); done again at the next connect",
+                        error)
+            return
+        if info.is_published():
+            log.info("Home Assistant discovery moved to one device config (%d old entity configs migrated or "
+                     "cleared)", sum(1 for _, payload in messages if not payload))
+            self._legacy_people = None
+            self._announced_file.record(device_discovery=True)
 
 
-def _encoded(entity: tuple[str, dict[str, Any]]) -> tuple[str, bytes]:
-    return entity[0], ha_discovery.encode(entity[1])
+def _json(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
 

@@ -47,12 +47,27 @@ class Topics:
         return f"{self.base}/status"
 
     @property
+    def face_image(self) -> str:
+        """The JPEG of the latest event's face, not retained (only with mqtt.discovery_face_image)."""
+        return f"{self.base}/face"
+
+    @property
     def ha_status(self) -> str:
         """Where Home Assistant announces ``online`` after it starts."""
         return f"{self.discovery_prefix}/status"
 
-    def discovery(self, component: str, object_id: str) -> str:
-        """Home Assistant discovery config topic of one entity of this device."""
+    @property
+    def ha_device_id(self) -> str:
+        """This device's identifier in Home Assistant, and the object id of its discovery topic."""
+        return f"edge-facerec_{self.device_id}"
+
+    @property
+    def discovery(self) -> str:
+        """Home Assistant's device-based discovery topic (HA 2024.11+): one retained config, every entity."""
+        return f"{self.discovery_prefix}/device/{self.ha_device_id}/config"
+
+    def legacy_discovery(self, component: str, object_id: str) -> str:
+        """A single-entity discovery topic, as edge-facerec 0.1 published them (cleared by the migration)."""
         return f"{self.discovery_prefix}/{component}/{self.device_id}/{object_id}/config"
 
 
