@@ -87,6 +87,24 @@ class DetectorConfig:
 
 
 @dataclass(frozen=True)
+class MotionConfig:
+    """Motion gating: the detector runs only when something moved, while faces are tracked, and every
+    keepalive_s (see docs/detector.md, "Motion gating"; edge/vision/motion.py, gated_detection.py)."""
+
+    enabled: bool = True
+    keepalive_s: float = 2.0  # nothing moving, nobody tracked: a full pass at least this often
+    region: bool = True  # motion that fits a half-width, half-height window: the pyramid searches only it
+    region_margin: float = 0.5  # around the motion's box, as a share of its larger side
+    thumbnail_width: int = 160  # grey thumbnail the motion is measured on, pixels
+    sensitivity: float = 4.0  # a pixel changed when it differs from the background by this many times its noise
+    min_noise: float = 1.0  # grey levels: the least noise assumed per thumbnail pixel
+    min_area: float = 0.002  # share of the thumbnail that must change to count as motion
+    learning_rate: float = 0.05  # how fast the background follows unchanged pixels (slow light changes)
+    moving_learning_rate: float = 0.01  # ... and changed ones (something that stays becomes background)
+    relearn_area: float = 0.7  # more changed than this at once (a light switched on): relearn the background
+
+
+@dataclass(frozen=True)
 class RecognitionConfig:
     """Embedder and gallery."""
 
@@ -176,6 +194,7 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
@@ -203,6 +222,15 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "detector.min_face": lambda v: "must be at least 12" if v < 12 else None,
     "detector.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
     "detector.full_every": lambda v: "must be at least 1" if v < 1 else None,
+    "motion.keepalive_s": lambda v: "must be positive" if v <= 0 else None,
+    "motion.region_margin": lambda v: "must not be negative" if v < 0 else None,
+    "motion.thumbnail_width": lambda v: "must be between 16 and 640" if not 16 <= v <= 640 else None,
+    "motion.sensitivity": lambda v: "must be positive" if v <= 0 else None,
+    "motion.min_noise": lambda v: "must be positive" if v <= 0 else None,
+    "motion.min_area": lambda v: "must be in (0, 1]" if not 0 < v <= 1 else None,
+    "motion.learning_rate": lambda v: "must be in (0, 1]" if not 0 < v <= 1 else None,
+    "motion.moving_learning_rate": lambda v: "must be in (0, 1]" if not 0 < v <= 1 else None,
+    "motion.relearn_area": lambda v: "must be in (0, 1]" if not 0 < v <= 1 else None,
     "recognition.threshold": lambda v: "must be between 0 and 1" if v is not None and not 0 < v < 1 else None,
     "recognition.stranger_far": lambda v: "must be between 0 and 0.1" if not 0 < v <= 0.1 else None,
     "recognition.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,

@@ -43,6 +43,8 @@ def test_the_example_config_loads_and_shows_every_key_with_its_default():
     ("recognition:\n  threshold: 1.5\n", "recognition.threshold must be between 0 and 1"),
     ("events:\n  window: 2\n  needed: 3\n", "events.needed (3) must not exceed events.window (2)"),
     ("camera: [1, 2]\n", "camera must be a mapping"),
+    ("motion:\n  min_area: 0\n", "motion.min_area must be in (0, 1]"),
+    ("motion:\n  keepalive_s: -1\n", "motion.keepalive_s must be positive"),
     ("camera:\n  source: [\n", "not valid YAML"),
 ])
 def test_a_bad_value_is_one_line_naming_the_key(tmp_path, text, named):

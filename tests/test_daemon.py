@@ -117,3 +117,5 @@ def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     assert [e["kind"] for e in events] == ["unknown"]
     final = json.loads([line for line in result.stderr.splitlines() if "status {" in line][-1].split("status ", 1)[1])
     assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0} and final["camera"] == "ended"
+    # the motion gate searched the first frame for what moved (everything: it is learnt), then followed the face
+    assert final["detection"] == {"calls": 20, "skipped": 0, "by_reason": {"motion": 1, "tracking": 19}}

@@ -1,4 +1,8 @@
-"""The worker: newest frame -> faces -> tracks -> quality gate -> embeddings -> matches -> events.
+"""The worker: newest frame -> motion gate -> faces -> tracks -> quality gate -> embeddings -> matches -> events.
+
+The motion gate (``motion.enabled``, :mod:`edge.vision.gated_detection`) runs the detector only when
+something moved, while faces are tracked, and every ``motion.keepalive_s``: a still, empty scene costs
+a motion measure a frame.
 
 Faces are given their tracks first, and only the faces whose tracks want a match
 (:meth:`edge.daemon.tracker.Track.wants_match`: undecided, due for a re-check, or in doubt) are
@@ -14,17 +18,18 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Protocol
 
 import cv2
 import numpy as np
 
-from ..config import Config
+from ..config import Config, MotionConfig
 from ..events import Event, EventSink
 from ..face import Face
 from ..recognition.matcher import Match, Matcher
 from ..vision.face_encoder import FaceEncoder
+from ..vision.gated_detection import FaceFinder, GatedDetector, GateSettings
 from ..vision.liveness import LivenessChecker
+from ..vision.motion import MotionDetector, MotionSettings
 from ..vision.quality import assess, rejection, too_small
 from .capture import CaptureThread, Frame
 from .presence import PresenceTracker
@@ -35,10 +40,13 @@ log = logging.getLogger(__name__)
 SNAPSHOT_MARGIN = 0.25  # snapshot box grown by this fraction of the face size on each side
 
 
-class FaceFinder(Protocol):
-    """MTCNNDetector or TrackingDetector."""
-
-    def detect(self, frame: object) -> list[Face]: ...
+def motion_gate(finder: FaceFinder, motion: MotionConfig) -> GatedDetector:
+    """``finder`` behind the motion gate ``motion`` configures."""
+    return GatedDetector(finder, MotionDetector(MotionSettings(
+        thumbnail_width=motion.thumbnail_width, sensitivity=motion.sensitivity, min_noise=motion.min_noise,
+        min_area=motion.min_area, learning_rate=motion.learning_rate,
+        moving_learning_rate=motion.moving_learning_rate, relearn_area=motion.relearn_area)),
+        GateSettings(keepalive_s=motion.keepalive_s, region=motion.region, region_margin=motion.region_margin))
 
 
 def face_snapshot(image: np.ndarray, box: tuple[int, int, int, int]) -> str:
@@ -60,6 +68,7 @@ class Pipeline:
                  liveness: LivenessChecker | None = None) -> None:
         self.config = config
         self.detector = detector
+        self.gate = motion_gate(detector, config.motion) if config.motion.enabled else None
         self.encoder = encoder
         self.matcher = matcher
         self.liveness = liveness
@@ -81,8 +90,8 @@ class Pipeline:
         """One frame through every stage; the events it decided (already handed to the sink)."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        faces = self.detector.detect(frame.image)
-        mark = _lap(timings, "detect", started)
+        faces = self._find_faces(frame, timings)
+        mark = time.perf_counter()
         tracks = self.tracker.assign(faces, frame.timestamp)
         wanted = [i for i, track in enumerate(tracks) if track.wants_match()]
         matches: list[Match | None] = [None] * len(faces)
@@ -116,6 +125,22 @@ class Pipeline:
         timings["total"] = (time.perf_counter() - started) * 1000
         self.stats.frame_done(timings, len(faces), rejected, embedded)
         return events
+
+    def _find_faces(self, frame: Frame, timings: dict[str, float]) -> list[Face]:
+        """The frame's faces, through the motion gate when there is one; the motion measure and the
+        detector's time go to ``timings`` (``detect`` only on frames the detector ran on)."""
+        started = time.perf_counter()
+        if self.gate is None:
+            faces = self.detector.detect(frame.image)
+            _lap(timings, "detect", started)
+            self.stats.searched("ungated")
+            return faces
+        faces = self.gate.detect(frame.image, frame.timestamp)
+        timings["motion"] = self.gate.motion_ms
+        if self.gate.reason != "skipped":
+            timings["detect"] = (time.perf_counter() - started) * 1000 - self.gate.motion_ms
+        self.stats.searched(self.gate.reason)
+        return faces
 
     def _usable_crops(self, bgr: np.ndarray, faces: list[Face]) -> tuple[list[tuple[int, np.ndarray]], int]:
         """(index into ``faces``, aligned RGB crop) of the faces that pass the quality gate, and how many did

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("detect", "quality", "embed", "match", "liveness", "track", "total")
+STAGES = ("motion", "detect", "quality", "embed", "match", "liveness", "track", "total")
 LATENCY_WINDOW = 500  # latency figures are over the last this many frames
 
 
@@ -33,6 +33,7 @@ class PipelineStats:
         self.faces_rejected = 0
         self.faces_embedded = 0
         self.events: dict[str, int] = {"recognized": 0, "unknown": 0}
+        self.searches: dict[str, int] = {}  # frames by why the detector ran on them (or "skipped": it did not)
         self._latency: dict[str, deque] = {stage: deque(maxlen=LATENCY_WINDOW) for stage in STAGES}
 
     def frame_done(self, timings_ms: dict[str, float], faces: int, rejected: int, embedded: int = 0) -> None:
@@ -45,6 +46,12 @@ class PipelineStats:
             self.faces_embedded += embedded
             for stage, value in timings_ms.items():
                 self._latency[stage].append(value)
+
+    def searched(self, reason: str) -> None:
+        """Count one frame by why the detector ran on it: ``ungated`` (no motion gate), ``tracking``,
+        ``motion``, ``region``, ``keepalive``, or ``skipped`` when it did not run."""
+        with self._lock:
+            self.searches[reason] = self.searches.get(reason, 0) + 1
 
     def event(self, kind: str) -> None:
         """Count one emitted event."""
@@ -64,12 +71,15 @@ class PipelineStats:
         with self._lock:
             processed, faces, rejected, embedded = self.frames_processed, self.faces, self.faces_rejected, self.faces_embedded
             events = dict(self.events)
+            searches = dict(self.searches)
         return {
             "uptime_s": round(uptime, 1),
             "camera": camera_state,
             "frames": {"captured": captured, "processed": processed, "dropped": dropped},
             "fps": round(processed / uptime, 2) if uptime > 0 else 0.0,
             "latency": self.latency(),
+            "detection": {"calls": sum(n for reason, n in searches.items() if reason != "skipped"),
+                          "skipped": searches.get("skipped", 0), "by_reason": searches},
             "faces": {"seen": faces, "rejected_by_quality": rejected, "embedded": embedded},
             "events": events,
             "present": present,
