@@ -80,8 +80,8 @@ class DetectorConfig:
     """MTCNN settings (see docs/detector.md)."""
 
     min_face: int = 40  # smallest face searched, pixels
-    quantization: Literal["auto", "int8", "float32"] = "auto"
-    threads: int = 2
+    quantization: Literal["auto", "int8", "float32"] = "auto"  # auto: the device tuning's choice (tuning:)
+    threads: int | None = None  # None: the device tuning's choice (2 without tuning)
     tracking: bool = True  # refine last positions, full pyramid every full_every frames
     full_every: int = 7
 
@@ -112,7 +112,7 @@ class RecognitionConfig:
     embedder: str | None = None  # manifest name; None: the manifest's default
     threshold: float | None = None  # cosine needed to name a person; None: from the manifest and the gallery size
     stranger_far: float = 0.001  # share of strangers' faces that may be taken for someone enrolled (sets the threshold)
-    threads: int = 2
+    threads: int | None = None  # None: the device tuning's choice (2 without tuning)
 
 
 @dataclass(frozen=True)
@@ -130,9 +130,9 @@ class LivenessConfig:
 
     enabled: bool = True
     models: tuple[str, ...] = ("minifasnetv2", "minifasnetv1se")  # MiniFASNet variants averaged
-    quantization: Literal["float32", "int8"] = "float32"  # int8 is slower on x86 and 0.01-0.02 less exact
+    quantization: Literal["auto", "float32", "int8"] = "float32"  # int8: slower on x86, 0.01-0.02 less exact; auto: tuned
     threshold: float = 0.7  # mean p(live) over a recognition's agreeing frames needed for "live" (docs/liveness.md)
-    threads: int = 2
+    threads: int | None = None  # None: the device tuning's choice (2 without tuning)
 
 
 @dataclass(frozen=True)
@@ -146,6 +146,17 @@ class EventsConfig:
     away_after_s: float = 300.0  # a person not recognized for this long becomes "away"
     snapshot: bool = False  # attach a JPEG of the face to events (biometric data: off by default)
     status_interval_s: float = 60.0  # status in the log and to the publisher
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Device tuning: the models' variants and threads the settings leave to it ("auto", None), timed on
+    this device on first start and kept while the CPU, runtime and models stay (docs/detector.md)."""
+
+    enabled: bool = True  # false: auto picks by CPU architecture, threads default to 2
+    file: Path = DEFAULT_STATE_DIR / "tuning.json"  # the measured choice and its table
+    budget_s: float = 2.0  # seconds of timed runs (loading the models for them comes on top)
+    max_threads: int | None = None  # the most threads tried; None: the CPUs this process may use
 
 
 @dataclass(frozen=True)
@@ -199,6 +210,7 @@ class Config:
     quality: QualityConfig = field(default_factory=QualityConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -220,7 +232,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "camera.fps": lambda v: "must be positive" if v is not None and v <= 0 else None,
     "camera.reopen_max_backoff_s": lambda v: "must be at least 1" if v < 1 else None,
     "detector.min_face": lambda v: "must be at least 12" if v < 12 else None,
-    "detector.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
+    "detector.threads": lambda v: "must be between 1 and 64" if v is not None and not 1 <= v <= 64 else None,
     "detector.full_every": lambda v: "must be at least 1" if v < 1 else None,
     "motion.keepalive_s": lambda v: "must be positive" if v <= 0 else None,
     "motion.region_margin": lambda v: "must not be negative" if v < 0 else None,
@@ -233,20 +245,22 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "motion.relearn_area": lambda v: "must be in (0, 1]" if not 0 < v <= 1 else None,
     "recognition.threshold": lambda v: "must be between 0 and 1" if v is not None and not 0 < v < 1 else None,
     "recognition.stranger_far": lambda v: "must be between 0 and 0.1" if not 0 < v <= 0.1 else None,
-    "recognition.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
+    "recognition.threads": lambda v: "must be between 1 and 64" if v is not None and not 1 <= v <= 64 else None,
     "quality.min_face_px": lambda v: "must not be negative" if v < 0 else None,
     "quality.min_sharpness": lambda v: "must not be negative" if v < 0 else None,
     "quality.max_yaw": lambda v: "must be positive" if v <= 0 else None,
     "liveness.models": lambda v: (None if v and set(v) <= {"minifasnetv2", "minifasnetv1se"} and len(set(v)) == len(v)
                                   else "must list minifasnetv2, minifasnetv1se or both, once each"),
     "liveness.threshold": lambda v: "must be between 0 and 1" if not 0 <= v <= 1 else None,
-    "liveness.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
+    "liveness.threads": lambda v: "must be between 1 and 64" if v is not None and not 1 <= v <= 64 else None,
     "events.window": lambda v: "must be at least 1" if v < 1 else None,
     "events.needed": lambda v: "must be at least 1" if v < 1 else None,
     "events.unknown_after_frames": lambda v: "must be at least 1" if v < 1 else None,
     "events.track_timeout_s": lambda v: "must be positive" if v <= 0 else None,
     "events.away_after_s": lambda v: "must be positive" if v <= 0 else None,
     "events.status_interval_s": lambda v: "must be positive" if v <= 0 else None,
+    "tuning.budget_s": lambda v: "must be between 0.1 and 60" if not 0.1 <= v <= 60 else None,
+    "tuning.max_threads": lambda v: "must be between 1 and 64" if v is not None and not 1 <= v <= 64 else None,
     "mqtt.outbox_max_events": lambda v: "must be at least 1" if v < 1 else None,
     "mqtt.outbox_max_age_s": lambda v: "must be positive" if v <= 0 else None,
     "mqtt.discovery_prefix": lambda v: "must not be empty or contain + # or a leading /" if _bad_topic_part(v) else None,

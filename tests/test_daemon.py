@@ -53,7 +53,8 @@ def test_ready_watchdog_reload_and_stop(setup):
     config.write_text(f"device: {{name: test-device}}\n"
                       f"camera: {{name: door, source: '{clip}', loop: true}}\n"
                       f"recognition: {{gallery: '{gallery}'}}\n"
-                      f"events: {{status_interval_s: 1.0}}\n")
+                      f"events: {{status_interval_s: 1.0}}\n"
+                      f"tuning: {{file: '{folder / 'tuning.json'}', budget_s: 0.2}}\n")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(folder / "notify.sock"))
     notify.settimeout(30)
@@ -66,6 +67,7 @@ def test_ready_watchdog_reload_and_stop(setup):
         while not any(m.startswith("WATCHDOG=1") for m in messages):
             messages.append(notify.recv(4096).decode())
         assert any(m.startswith("READY=1") for m in messages)
+        assert "device tuning measured" in stderr.wait_for("device tuning")  # the first start times the models
         assert messages.index(next(m for m in messages if m.startswith("READY=1"))) < len(messages) - 1
         unknown = json.loads(stdout.wait_for('"kind":"unknown"'))
         assert unknown["device"] == "test-device" and unknown["camera"] == "door" and unknown["person_id"] is None
@@ -108,7 +110,8 @@ def _drain(notify: socket.socket) -> list[str]:
 def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     folder, clip, only_elton, _ = setup
     config = folder / "once.yaml"
-    config.write_text(f"camera: {{source: '{clip}', realtime: false}}\nrecognition: {{gallery: '{folder / 'none.npz'}'}}\n")
+    config.write_text(f"camera: {{source: '{clip}', realtime: false}}\nrecognition: {{gallery: '{folder / 'none.npz'}'}}\n"
+                      "tuning: {enabled: false}\n")
     result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

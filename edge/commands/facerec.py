@@ -30,9 +30,11 @@ from ..recognition.gallery import load as load_gallery
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
 from ..vision.detector import DetectorSettings, MTCNNDetector
+from ..vision.device_tuning import ModelChoice, chosen, device_tuning
 from ..vision.liveness import LivenessChecker, liveness_specs
 from ..vision.face_encoder import FaceEncoder
 from ..vision.tracked_detection import TrackingDetector, TrackingSettings
+from .tune import tune
 
 log = logging.getLogger("edge-facerec")
 TICK_S = 0.2  # how often the main thread looks at signals, the watchdog and the status timer
@@ -55,25 +57,27 @@ class Daemon:
 
     def __init__(self, config: Config, extra_sinks: list[EventSink] | None = None,
                  notifier: Notifier | None = None, stop: threading.Event | None = None,
-                 reload: threading.Event | None = None, stdout: StdoutSink | None = None) -> None:
+                 reload: threading.Event | None = None, stdout: StdoutSink | None = None,
+                 choice: ModelChoice | None = None) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self._stop = stop or threading.Event()
         self._reload = reload or threading.Event()
+        choice = choice or chosen(config)  # the models' variants and threads (main() passes the device tuning's)
         detector = MTCNNDetector(DetectorSettings(min_face_size=config.detector.min_face,
-                                                  quantization=config.detector.quantization,
-                                                  num_threads=config.detector.threads))
+                                                  quantization=choice.detector_quantization,
+                                                  num_threads=choice.detector_threads))
         finder = (TrackingDetector(detector, TrackingSettings(full_every=config.detector.full_every))
                   if config.detector.tracking else detector)
         manifest = load_manifest()
         spec = self.spec = manifest.embedder(config.recognition.embedder)
-        self.encoder = FaceEncoder(spec, config.recognition.threads)
+        self.encoder = FaceEncoder(spec, choice.embedder_threads)
         self.gallery = self._load_gallery(missing_ok=True)
         matcher = self._matcher(self.gallery)
         self.models = {"detector": f"mtcnn-{detector.quantization}", "embedder": spec.name}
         liveness = config.liveness
-        checker = (LivenessChecker(liveness_specs(manifest, liveness.models, liveness.quantization), liveness.threads)
-                   if liveness.enabled else None)
+        checker = (LivenessChecker(liveness_specs(manifest, liveness.models, choice.liveness_quantization),
+                                   choice.liveness_threads) if liveness.enabled else None)
         if checker is not None:
             self.models["liveness"] = "+".join(checker.names)
         self.sink = build_sinks(config, extra_sinks or [], stdout)
@@ -194,16 +198,21 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
                         help=f"YAML configuration (default {DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--tune", action="store_true",
+                        help="time the models' variants and threads on this device, store the choice (tuning.file), "
+                             "print the table and exit")
     args = parser.parse_args(argv)
     try:  # a bad config, gallery or model: one line, exit status 2 (the unit does not restart on it)
         config = load_config(args.config)
         logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+        if args.tune:
+            return tune(config)
         stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: reload.set())
-        daemon = Daemon(config, stop=stop, reload=reload)
+        daemon = Daemon(config, stop=stop, reload=reload, choice=chosen(config, device_tuning(config)))
     except EdgeError as error:
         print(f"edge-facerec: error: {error}", file=sys.stderr)
         return 2

@@ -49,7 +49,7 @@ class DetectorSettings:
     rnet_nms: float = 0.7  # IoU after R-Net
     onet_nms: float = 0.7  # overlap over the smaller box after O-Net
     pyramid: str = "cascaded"  # cascaded: each level from the one above (4x cheaper); exact: from the frame, as the reference
-    quantization: str = "auto"  # int8, float32, or auto: int8 where XNNPACK runs it fastest (resolve_quantization)
+    quantization: str = "auto"  # int8, float32, or auto: by CPU architecture (resolve_quantization)
     num_threads: int = 2
 
     def __post_init__(self) -> None:
@@ -87,7 +87,8 @@ def to_rgb(frame: object) -> np.ndarray:
 
 
 def resolve_quantization(requested: str) -> str:
-    """``auto`` becomes int8 where XNNPACK runs the int8 detector fastest (ARM), else float32.
+    """``auto`` without a device tuning (the daemon measures instead: edge.vision.device_tuning): int8 where
+    XNNPACK was expected to run the int8 detector fastest (ARM), else float32.
 
     - tflite-runtime 2.14: float32; its default delegate takes only float graphs (its int8
       kernels ran the detector 10-20x slower on x86; see docs/models.md).
