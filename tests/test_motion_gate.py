@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 from door_scene import BACKGROUND, FAR, FPS, NEAR, background, noisy, walk_in  # noqa: E402
 from edge.vision.detector import DetectorSettings, MTCNNDetector  # noqa: E402
-from edge.vision.gated_detection import GatedDetector, GateSettings, search_window  # noqa: E402
+from edge.vision.gated_detection import GatedDetector, GateSettings, motion_near, search_window  # noqa: E402
 from edge.vision.motion import MotionDetector, MotionSettings  # noqa: E402
 from edge.vision.nms import iou_matrix  # noqa: E402
 from edge.vision.tracked_detection import TrackingDetector  # noqa: E402
@@ -88,9 +88,10 @@ def test_a_person_walking_in_is_found_no_later_than_without_the_gate_plus_one_fr
         assert "region" in reasons[clip.enters_at:first_gated + 1]
 
 
-def test_a_still_scene_is_searched_only_at_the_keepalive(scene):
+@pytest.mark.parametrize("tracking", [True, False])
+def test_a_still_scene_is_searched_only_at_the_keepalive(scene, tracking):
     rng = np.random.default_rng(1)
-    gated = GatedDetector(finder(), MotionDetector())
+    gated = GatedDetector(finder() if tracking else MTCNNDetector(DetectorSettings(min_face_size=40)), MotionDetector())
     searched = [index for index in range(int(4.5 * FPS))
                 if gated.detect(noisy(scene, rng), index / FPS) is not None and gated.reason != "skipped"]
     assert searched == [0, 60, 120]  # the first frame, then every keepalive_s (2 s)
@@ -138,6 +139,15 @@ def test_a_region_search_finds_the_face_the_whole_frame_search_finds(scene, pers
 ])
 def test_the_search_window_is_half_the_frame_around_the_motion(box, expected):
     assert search_window(box, 0.5, (480, 640, 3)) == expected
+
+
+def test_motion_away_from_what_the_finder_follows_calls_for_a_full_pass():
+    """A near-miss followed at the left does not explain motion at the right: the finder is reset there."""
+    followed = [(10.0, 10.0, 60.0, 60.0)]
+    assert motion_near((40, 40, 120, 120), followed)
+    assert not motion_near((400, 40, 480, 120), followed)
+    assert not motion_near((400, 40, 480, 120), [])  # nothing followed: every search is a full pass
+    assert motion_near(None, [])  # no motion (a keep-alive after skipped frames resets anyway)
 
 
 @pytest.mark.parametrize("bad", [{"thumbnail_width": 8}, {"sensitivity": 0}, {"min_area": 0}, {"learning_rate": 2}])

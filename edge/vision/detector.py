@@ -168,8 +168,14 @@ class MTCNNDetector:
         :meth:`detect_rgb`)."""
         return self.detect_rgb(to_rgb(frame), region=region)
 
+    @property
+    def followed(self) -> list[tuple[float, float, float, float]]:
+        """Nothing is followed between frames: every call is a full pass (the interface a frame stream's
+        detectors share with TrackingDetector)."""
+        return []
+
     def reset(self) -> None:
-        """Nothing to forget: every call is a full pass (the interface a frame stream's detectors share)."""
+        """Nothing to forget (see :attr:`followed`)."""
 
     def detect_rgb(self, rgb: np.ndarray, onet_threshold: float | None = None,
                    region: Region | None = None) -> list[Face]:

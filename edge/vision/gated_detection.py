@@ -10,8 +10,10 @@ frame when
 - nothing moved, but ``keepalive_s`` went by since the last search (**keepalive**: a person standing
   still, or a face the motion measure missed, is found within that time);
 
-and skips it otherwise (**skipped**: no faces). After skipped frames, the finder's next pass is a full
-one (what it tracked before is stale).
+and skips it otherwise (**skipped**: no faces). When no face is reported, the finder may still follow
+near-misses (faces not yet sure enough) with tracking passes; it is reset, so that the search is a full
+pass, after skipped frames (what it followed is stale) and when the motion is away from everything it
+follows (somebody walked in elsewhere: a tracking pass would not see them).
 """
 from __future__ import annotations
 
@@ -33,6 +35,9 @@ WINDOW = 0.5  # a region search covers this share of the frame's width and of it
 
 class FaceFinder(Protocol):
     """MTCNNDetector or TrackingDetector."""
+
+    @property
+    def followed(self) -> list[tuple[float, float, float, float]]: ...
 
     def detect(self, frame: object, region: Region | None = None) -> list[Face]: ...
 
@@ -68,6 +73,14 @@ def search_window(box: Region, margin: float, frame_shape: tuple[int, ...]) -> R
     return left, top, left + window_w, top + window_h
 
 
+def motion_near(box: Region | None, followed: list[tuple[float, float, float, float]]) -> bool:
+    """Whether the motion's ``box`` overlaps any of the ``followed`` boxes."""
+    if box is None:
+        return True  # no motion (a keep-alive): nothing new to look for
+    x1, y1, x2, y2 = box
+    return any(fx1 < x2 and x1 < fx2 and fy1 < y2 and y1 < fy2 for fx1, fy1, fx2, fy2 in followed)
+
+
 class GatedDetector:
     """A face finder run only on the frames that may show a face (see the module's docstring)."""
 
@@ -100,9 +113,9 @@ class GatedDetector:
             self.reason = "skipped"
             self._idle = True
             return []
-        if self._idle:
+        if self._idle or (self.reason != "tracking" and not motion_near(motion.box, self.finder.followed)):
             self.finder.reset()
-            self._idle = False
+        self._idle = False
         faces = self.finder.detect(frame, self.region)
         self._reported = bool(faces)
         self._last_search = now

@@ -71,6 +71,11 @@ class TrackingDetector:
         """Per-stage milliseconds of the last frame (both passes when a tracking pass fell back)."""
         return self._timings
 
+    @property
+    def followed(self) -> list[tuple[float, float, float, float]]:
+        """Boxes of the faces and near-misses the next tracking pass searches around."""
+        return [face.box for face in self._candidates]
+
     def reset(self) -> None:
         """Forget the tracked faces (a new scene or a reopened camera)."""
         self._candidates = []
