@@ -4,10 +4,10 @@ frame by frame.
 Every frame of the video goes through ``Pipeline.process`` (the daemon's worker, default configuration,
 models as ``Daemon`` builds them) with its video time as the timestamp, so that both runs see the same
 frames at the same times and track timeouts do not depend on the machine's speed. Printed: detection
-calls per frame and why the gated run searched each frame; the frames whose reported faces differ
-(a face in one run with no face at IoU 0.5 in the other); every event of each run (kind, name, score,
-the frame of its track's first face and the frame of the event) and the events that differ; for each
-appearance, the first frame a face was found in each run.
+calls per frame and why the gated run searched each frame; the process's CPU time per frame; the frames
+whose reported faces differ (a face in one run with no face at IoU 0.5 in the other); every event of
+each run (kind, name, score, the frame of its track's first face and the frame of the event) and the
+events that differ.
 
     python scripts/evaluate_motion_gate.py [--data ../shared/data] [--videos stage street]
 """
@@ -17,6 +17,7 @@ import argparse
 import logging
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ class Run:
     reasons: list[str] = field(default_factory=list)
     regions: list[tuple[int, int, int, int] | None] = field(default_factory=list)
     events: list[tuple[int, int, str, str, float]] = field(default_factory=list)  # event frame, first frame, kind, name, score
+    cpu_ms: float = 0.0  # CPU time of the process per frame (every thread), while the pipeline ran
 
 
 def play(video: Path, gallery: Path, gated: bool, threads: int) -> Run:
@@ -66,7 +68,9 @@ def play(video: Path, gallery: Path, gated: bool, threads: int) -> Run:
         if not ok:
             break
         number += 1
+        started = time.process_time()
         events = pipeline.process(Frame(image, number, number / fps))
+        run.cpu_ms += (time.process_time() - started) * 1000
         run.faces.append(list(faces_seen))
         run.reasons.append(pipeline.gate.reason if pipeline.gate is not None else "ungated")
         run.regions.append(pipeline.gate.region if pipeline.gate is not None else None)
@@ -76,6 +80,7 @@ def play(video: Path, gallery: Path, gated: bool, threads: int) -> Run:
             run.events.append((number, first, event.kind, event.name or "-", round(event.score, 3)))
     capture.release()
     daemon.sink.close()
+    run.cpu_ms /= max(number, 1)
     return run
 
 
@@ -98,7 +103,8 @@ def compare(name: str, plain: Run, gated: Run) -> int:
     reasons = Counter(gated.reasons)
     calls = frames - reasons.get("skipped", 0)
     print(f"{name}: {frames} frames; detection calls per frame: gate off 1.00, gate on {calls / frames:.2f} "
-          f"({', '.join(f'{reason} {count}' for reason, count in sorted(reasons.items()))})")
+          f"({', '.join(f'{reason} {count}' for reason, count in sorted(reasons.items()))}); CPU ms per frame: "
+          f"gate off {plain.cpu_ms:.1f}, gate on {gated.cpu_ms:.1f}")
     differing = 0
     for index, (a, b) in enumerate(zip(plain.faces, gated.faces)):
         only_plain, only_gated = unmatched(a, b), unmatched(b, a)
