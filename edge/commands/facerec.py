@@ -59,6 +59,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self._stop = stop or threading.Event()
         self._reload = reload or threading.Event()
+        source = open_source(config.camera)  # first: a video file that is not there is a configuration mistake
         detector = MTCNNDetector(DetectorSettings(min_face_size=config.detector.min_face,
                                                   quantization=config.detector.quantization,
                                                   num_threads=config.detector.threads))
@@ -72,7 +73,6 @@ class Daemon:
         self.sink = build_sinks(config, extra_sinks or [], stdout)
         self.stats = PipelineStats()
         self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats)
-        source = open_source(config.camera)
         finite = isinstance(source, ImageFolderSource) or (isinstance(source, OpenCVSource) and source.is_file)
         self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
                                      lossless=finite and not config.camera.realtime)

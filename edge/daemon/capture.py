@@ -25,10 +25,12 @@ import numpy as np
 from ..config import CameraConfig
 from ..errors import EdgeError
 from ..image_files import IMAGE_SUFFIXES
+from ..safe_read import read_regular_file
 
 log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
+MAX_IMAGE_FILE_BYTES = 64 << 20  # an image of an image folder
 
 
 class CaptureError(EdgeError):
@@ -166,7 +168,11 @@ class ImageFolderSource:
                 self._position = 0
             path = self._paths[self._position]
             self._position += 1
-            data = np.fromfile(str(path), dtype=np.uint8)
+            try:  # a FIFO named x.jpg must not hang the camera thread
+                data = np.frombuffer(read_regular_file(path, MAX_IMAGE_FILE_BYTES), np.uint8)
+            except OSError as error:
+                log.warning("%s: cannot read (%s), skipped", path, error.strerror or error)
+                continue
             image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if image is None:
                 log.warning("%s: not a readable image, skipped", path)
@@ -221,13 +227,18 @@ class Picamera2Source:
 
 
 def open_source(config: CameraConfig) -> FrameSource:
-    """The FrameSource ``config.source`` names (not yet opened)."""
+    """The FrameSource ``config.source`` names (not yet opened); CaptureError, a configuration mistake,
+    when it names a video file that does not exist (a camera may come later, a file will not)."""
     source = config.source.strip()
     if source == "picamera2":
         return Picamera2Source(config)
     if Path(source).is_dir():
         return ImageFolderSource(Path(source), config)
-    return OpenCVSource(source, config)
+    opened = OpenCVSource(source, config)
+    if opened.is_file and not Path(source).is_file():
+        raise CaptureError(f"camera.source {source!r}: no such video file or image folder (nor picamera2, a "
+                           "camera index or /dev/ device, or a stream URL)")
+    return opened
 
 
 class CaptureThread:

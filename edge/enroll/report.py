@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..config import slug
+from ..untrusted import printable
 from .selection import SKIP_CODES, PersonOutcome, PhotoOutcome
 
 REPORT_FORMAT = "edge-enroll-report"
@@ -45,7 +46,7 @@ class Progress:
             return
         filled = self.width * self.done // self.total
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:40s}")
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {printable(label)[:40]:40s}")
         self.stream.flush()
 
     def close(self) -> None:
@@ -66,12 +67,12 @@ def skipped_counts(person: PersonOutcome) -> dict[str, int]:
 
 def summary_table(people: list[PersonOutcome]) -> str:
     """The per-person table: photos, accepted, skipped by reason; then each skipped file with why."""
-    width = max([len(p.name) for p in people] + [6])
+    width = max([len(printable(p.name)) for p in people] + [6])
     lines = [f"{'person':{width}s}  photos  accepted  skipped"]
     for person in people:
         skipped = ", ".join(f"{n} {SKIP_WORDS[code]}" for code, n in skipped_counts(person).items()) or "-"
-        lines.append(f"{person.name:{width}s}  {len(person.photos):6d}  {len(person.accepted):8d}  {skipped}")
-    details = [f"  {photo.relative}: {photo.reason}" for person in people for photo in person.photos
+        lines.append(f"{printable(person.name):{width}s}  {len(person.photos):6d}  {len(person.accepted):8d}  {skipped}")
+    details = [f"  {printable(photo.relative)}: {printable(photo.reason or '')}" for person in people for photo in person.photos
                if not photo.accepted]
     if details:
         lines += ["", "skipped photos:"] + details
