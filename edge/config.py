@@ -160,6 +160,8 @@ class MqttConfig(MqttClientConfig):
     outbox: Path = DEFAULT_STATE_DIR / "outbox.sqlite3"  # events not yet acknowledged by the broker
     outbox_max_events: int = 10000
     outbox_max_age_s: float = 7 * 24 * 3600.0
+    # the broker's largest packet, bytes (mosquitto's max_packet_size); None: unknown (MQTT 5 brokers state it)
+    max_packet_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +212,7 @@ _BOUNDS: dict[str, Bounds] = {
     "events.status_interval_s": Bounds(0, 24 * 3600, low_open=True),
     "mqtt.outbox_max_events": Bounds(1, 10_000_000),
     "mqtt.outbox_max_age_s": Bounds(0, 365 * 24 * 3600, low_open=True),
+    "mqtt.max_packet_size": Bounds(64, 268_435_460),
 }
 _CLIENT_BOUNDS = {"port": Bounds(1, 65535), "keepalive_s": Bounds(5, 65535)}
 _TOPIC_PROBLEM = "must not be empty or contain + # or a leading /"

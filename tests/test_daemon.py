@@ -116,4 +116,4 @@ def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["kind"] for e in events] == ["unknown"]
     final = json.loads([line for line in result.stderr.splitlines() if "status {" in line][-1].split("status ", 1)[1])
-    assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0} and final["camera"] == "ended"
+    assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0, "failed": 0} and final["camera"] == "ended"

@@ -21,6 +21,7 @@ from typing import Any
 
 from ..events import EVENT_KINDS, SCHEMA_VERSION
 from ..mqtt.topics import device_of_events_topic
+from ..supervision import describe
 from ..untrusted import UntrustedDataError, parse_json, text_problem
 from .config import ActionsConfig, RuleConfig
 
@@ -185,8 +186,13 @@ class Actions:
         return True
 
     def _run(self, rule: RuleConfig, event: dict[str, Any]) -> None:
+        """The rule thread: nothing escapes it unreported, and the rule can fire again afterwards."""
         try:
             level, message = self._execute(rule, event)
+        except Exception as error:  # the thread's boundary
+            log.error("rule %r: its command for event %s failed (%s)", rule.name, event["id"], describe(error),
+                      exc_info=error)
+            return
         finally:
             with self._lock:
                 self._running.pop(rule.name, None)

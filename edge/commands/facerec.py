@@ -3,7 +3,9 @@
 SIGTERM/SIGINT: stop the camera, finish the frame in hand, flush the sinks, exit 0.
 SIGHUP: reload the gallery (a bad new gallery keeps the old one), the camera keeps running.
 Under systemd (Type=notify): READY=1 once the models are loaded and the camera delivers
-frames, WATCHDOG=1 only while frames are being processed.
+frames, WATCHDOG=1 only while frames are being processed and no supervised thread has stopped
+(edge/supervision.py: the status ``state`` then says ``failed: ...`` and systemd restarts the
+service when the watchdog runs out).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from ..recognition.gallery import Gallery, GalleryError
 from ..recognition.gallery import load as load_gallery
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
+from ..supervision import Health
 from ..vision.detector import DetectorSettings, MTCNNDetector
 from ..vision.face_encoder import FaceEncoder
 from ..vision.tracked_detection import TrackingDetector, TrackingSettings
@@ -37,15 +40,17 @@ log = logging.getLogger("edge-facerec")
 TICK_S = 0.2  # how often the main thread looks at signals, the watchdog and the status timer
 
 
-def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None) -> FanOutSink:
-    """stdout (JSON lines unless ``stdout`` is given), the MQTT publisher when enabled, and any ``extra`` sinks."""
+def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None,
+                health: Health | None = None) -> FanOutSink:
+    """stdout (JSON lines unless ``stdout`` is given), the MQTT publisher when enabled (reporting to ``health``),
+    and any ``extra`` sinks."""
     sinks: list[EventSink] = [stdout or StdoutSink(), *extra]
     if config.mqtt.enabled:
         try:
             from ..mqtt.publisher import MqttPublisher
         except ImportError as error:
             raise EdgeError(f"mqtt.enabled is true but the MQTT publisher is not available ({error})") from None
-        sinks.append(MqttPublisher(config))
+        sinks.append(MqttPublisher(config, health))
     return FanOutSink(sinks)
 
 
@@ -59,6 +64,7 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self._stop = stop or threading.Event()
         self._reload = reload or threading.Event()
+        self.health = Health()
         source = open_source(config.camera)  # first: a video file that is not there is a configuration mistake
         detector = MTCNNDetector(DetectorSettings(min_face_size=config.detector.min_face,
                                                   quantization=config.detector.quantization,
@@ -70,12 +76,12 @@ class Daemon:
         self.gallery = self._load_gallery(missing_ok=True)
         matcher = self._matcher(self.gallery)
         self.models = {"detector": f"mtcnn-{detector.quantization}", "embedder": spec.name}
-        self.sink = build_sinks(config, extra_sinks or [], stdout)
+        self.sink = build_sinks(config, extra_sinks or [], stdout, self.health)
         self.stats = PipelineStats()
-        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats)
+        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, self.health)
         finite = isinstance(source, ImageFolderSource) or (isinstance(source, OpenCVSource) and source.is_file)
         self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
-                                     lossless=finite and not config.camera.realtime)
+                                     lossless=finite and not config.camera.realtime, health=self.health)
         self.final_status: dict[str, Any] | None = None
 
     def request_stop(self) -> None:
@@ -85,7 +91,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """The operator figures now."""
         return self.stats.snapshot(self.capture.captured, self.capture.dropped, self.capture.state,
-                                   self.pipeline.presence.present)
+                                   self.pipeline.presence.present, self.health.state)
 
     def run(self) -> int:
         """Capture and process until stopped (0), the source ends (0) or the pipeline fails (1)."""
@@ -115,12 +121,18 @@ class Daemon:
         interval = self.config.events.status_interval_s
         next_status = time.monotonic() + interval
         pinged_at = 0
+        unhealthy_reported = False
         while not self._stop.wait(TICK_S):
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload_gallery()
             processed = self.stats.frames_processed
-            if processed > pinged_at and self.notifier.watchdog():
+            if not self.health.alive:  # a supervised thread stopped: no more pings, systemd restarts us
+                if not unhealthy_reported:
+                    log.critical("%s: the watchdog is no longer pinged", self.health.state)
+                    self.notifier.status(self.health.state)
+                    unhealthy_reported = True
+            elif processed > pinged_at and self.notifier.watchdog():
                 pinged_at = processed
             if time.monotonic() >= next_status:
                 next_status += interval
@@ -166,7 +178,8 @@ class Daemon:
         log.info("status %s", json.dumps(status, separators=(",", ":")))
         self.sink.publish_status(status)
         frames = status["frames"]
-        self.notifier.status(f"{status['camera']}; {frames['processed']} frames processed, {status['fps']} fps")
+        health = "" if status["state"] == "ok" else f"{status['state']}; "
+        self.notifier.status(f"{health}{status['camera']}; {frames['processed']} frames processed, {status['fps']} fps")
 
     def _shutdown(self) -> int:
         self.notifier.stopping()

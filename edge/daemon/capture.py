@@ -26,6 +26,7 @@ from ..config import CameraConfig
 from ..errors import EdgeError
 from ..image_files import IMAGE_SUFFIXES
 from ..safe_read import read_regular_file
+from ..supervision import Health, start_thread
 
 log = logging.getLogger(__name__)
 
@@ -245,7 +246,7 @@ class CaptureThread:
     """Reads a source on a thread; :meth:`latest` hands out the newest frame only."""
 
     def __init__(self, source: FrameSource, max_backoff_s: float = 30.0, lossless: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, health: Health | None = None) -> None:
         self.source = source
         self.max_backoff_s = max_backoff_s
         self.lossless = lossless  # wait for each frame to be taken (benchmarks on files): nothing dropped
@@ -253,7 +254,8 @@ class CaptureThread:
         self._condition = threading.Condition()
         self._slot: Frame | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._health = health or Health()
+        self._thread: threading.Thread | None = None
         self.captured = 0
         self.dropped = 0
         self.failures = 0
@@ -261,15 +263,16 @@ class CaptureThread:
         self.ended = False
 
     def start(self) -> None:
-        """Open the source and start capturing (failures are retried on the thread)."""
-        self._thread.start()
+        """Open the source and start capturing (failures are retried on the thread, which is supervised)."""
+        self._thread = start_thread("capture", self._run, self._health, log)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop capturing and release the source."""
         self._stop.set()
         with self._condition:
             self._condition.notify_all()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def latest(self, timeout: float | None = None) -> Frame | None:
         """Take the newest frame not taken yet, waiting up to ``timeout`` s; None when there is none
