@@ -201,6 +201,19 @@ def write_gallery(path: Path, meta: object, rows: np.ndarray, owner: np.ndarray,
     return path
 
 
+def zip_member_field(offset: int, value: int):
+    """A valid gallery whose first member's central-directory field at ``offset`` (8: flags, 10: compression
+    method) is ``value``: what a flipped bit does to an archive."""
+    def make(path: Path) -> Path:
+        write_gallery(path, *good_parts())
+        data = bytearray(path.read_bytes())
+        entry = data.index(b"PK\x01\x02")
+        data[entry + offset:entry + offset + 2] = value.to_bytes(2, "little")
+        path.write_bytes(bytes(data))
+        return path
+    return make
+
+
 def damaged(change):
     def make(path: Path) -> Path:
         meta, rows, owner = good_parts()
@@ -246,6 +259,8 @@ GALLERY_CASES = [  # (case, how the file is made, what the one line says)
     ("a missing array", lambda p: (np.savez(p, meta=np.array(json.dumps(good_parts()[0]))), p)[1],
      "corrupt or truncated"),
     ("garbage bytes", lambda p: (p.write_bytes(b"PK\x03\x04 not a zip"), p)[1], "corrupt or truncated"),
+    ("an encrypted member", zip_member_field(8, 1), "corrupt or truncated (RuntimeError)"),
+    ("an unknown compression method", zip_member_field(10, 99), "corrupt or truncated (NotImplementedError)"),
     ("a folder", lambda p: (p.mkdir(), p)[1], "cannot read the gallery (a folder, not a regular file)"),
     ("a FIFO", lambda p: (os.mkfifo(p), p)[1], "cannot read the gallery (a FIFO, not a regular file)"),
 ]

@@ -13,7 +13,6 @@ import os
 import re
 import tempfile
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -162,10 +161,13 @@ def load(path: Path) -> Gallery:
         raise GalleryError(f"{path}: gallery not found (enroll people with edge-enroll)") from None
     except OSError as error:
         raise GalleryError(f"{path}: cannot read the gallery ({error.strerror or error})") from None
+    # zipfile and numpy raise many kinds of error for a damaged archive (BadZipFile, EOFError, KeyError,
+    # ValueError, zlib.error, NotImplementedError for an unknown compression, RuntimeError for an encrypted
+    # member ...): whichever it is, the file is refused in one line naming it
     try:
         meta_text, rows, owner = _read_archive(data)
         meta = parse_json(meta_text, MAX_GALLERY_BYTES, max_depth=8)
-    except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as error:
+    except Exception as error:
         raise GalleryError(f"{path}: gallery is corrupt or truncated ({type(error).__name__}); "
                            "restore a backup or enroll again") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
