@@ -22,8 +22,46 @@ from .errors import EdgeError
 from .safe_read import read_regular_file
 from .untrusted import Bounds, UntrustedDataError, parse_yaml, printable, shown, text_problem
 
-DEFAULT_CONFIG_PATH = Path("/etc/edge-facerec/config.yaml")
-DEFAULT_STATE_DIR = Path("/var/lib/edge-facerec")
+SERVICE_CONFIG_PATH = Path("/etc/edge-facerec/config.yaml")
+SERVICE_STATE_DIR = Path("/var/lib/edge-facerec")
+
+
+def runs_as_service() -> bool:
+    """Whether the service's paths are the defaults: when running as root, or on a device where the
+    service is installed (``/etc/edge-facerec/config.yaml`` exists, so its gallery is the one to use;
+    also when this user may not look into ``/etc/edge-facerec``). Otherwise a user's own:
+    ``$XDG_CONFIG_HOME`` and ``$XDG_STATE_HOME`` (see :func:`default_config_path`)."""
+    return os.geteuid() == 0 or _present(SERVICE_CONFIG_PATH)
+
+
+def _present(path: Path) -> bool:
+    """Whether ``path`` exists; True also when this user may not look (the service's folders are 0750)."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    value = os.environ.get(variable, "")
+    return Path(value) if Path(value).is_absolute() else Path.home() / fallback  # a relative value is invalid
+
+
+def default_config_path() -> Path:
+    """``/etc/edge-facerec/config.yaml`` for the service, else ``$XDG_CONFIG_HOME/edge-facerec/config.yaml``
+    (``~/.config/edge-facerec/config.yaml``)."""
+    if runs_as_service():
+        return SERVICE_CONFIG_PATH
+    return _xdg("XDG_CONFIG_HOME", ".config") / "edge-facerec" / "config.yaml"
+
+
+def default_state_dir() -> Path:
+    """Where the gallery and the outbox go unless configured: ``/var/lib/edge-facerec`` for the service,
+    else ``$XDG_STATE_HOME/edge-facerec`` (``~/.local/state/edge-facerec``)."""
+    return SERVICE_STATE_DIR if runs_as_service() else _xdg("XDG_STATE_HOME", ".local/state") / "edge-facerec"
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few kB; this keeps a hostile one from costing memory
 MAX_PASSWORD_BYTES = 1 << 16
 
@@ -94,11 +132,15 @@ class DetectorConfig:
 class RecognitionConfig:
     """Embedder and gallery."""
 
-    gallery: Path = DEFAULT_STATE_DIR / "gallery.npz"
+    gallery: Path | None = None  # None: gallery.npz in default_state_dir(), filled in on construction
     embedder: str | None = None  # manifest name; None: the manifest's default
     threshold: float | None = None  # cosine needed to name a person; None: from the manifest and the gallery size
     stranger_far: float = 0.001  # share of strangers' faces that may be taken for someone enrolled (sets the threshold)
     threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.gallery is None:
+            object.__setattr__(self, "gallery", default_state_dir() / "gallery.npz")
 
 
 @dataclass(frozen=True)
@@ -108,6 +150,17 @@ class QualityConfig:
     min_face_px: int = 40  # face box height
     min_sharpness: float = 15.0  # variance of the Laplacian of the aligned grey crop (docs/enroll.md)
     max_yaw: float = 0.6  # nose offset from the eyes' midline, as a fraction of the eye distance
+
+
+@dataclass(frozen=True)
+class LivenessConfig:
+    """Passive liveness on the faces about to be recognized (see docs/liveness.md)."""
+
+    enabled: bool = True
+    models: tuple[str, ...] = ("minifasnetv2", "minifasnetv1se")  # MiniFASNet variants averaged
+    quantization: Literal["float32", "int8"] = "float32"  # int8 is slower on x86 and 0.01-0.02 less exact
+    threshold: float = 0.7  # mean p(live) over a recognition's agreeing frames needed for "live" (docs/liveness.md)
+    threads: int = 2
 
 
 @dataclass(frozen=True)
@@ -157,11 +210,15 @@ class MqttConfig(MqttClientConfig):
     enabled: bool = False
     discovery: bool = True  # Home Assistant MQTT discovery
     discovery_prefix: str = "homeassistant"
-    outbox: Path = DEFAULT_STATE_DIR / "outbox.sqlite3"  # events not yet acknowledged by the broker
+    outbox: Path | None = None  # events not yet acknowledged by the broker; None: outbox.sqlite3 in default_state_dir()
     outbox_max_events: int = 10000
     outbox_max_age_s: float = 7 * 24 * 3600.0
     # the broker's largest packet, bytes (mosquitto's max_packet_size); None: unknown (MQTT 5 brokers state it)
     max_packet_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.outbox is None:
+            object.__setattr__(self, "outbox", default_state_dir() / "outbox.sqlite3")
 
 
 @dataclass(frozen=True)
@@ -173,6 +230,7 @@ class Config:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
+    liveness: LivenessConfig = field(default_factory=LivenessConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -204,6 +262,8 @@ _BOUNDS: dict[str, Bounds] = {
     "quality.min_face_px": Bounds(0, 4096),
     "quality.min_sharpness": Bounds(0, 100000),
     "quality.max_yaw": Bounds(0, 10, low_open=True),
+    "liveness.threshold": Bounds(0, 1),
+    "liveness.threads": Bounds(1, 64),
     "events.window": Bounds(1, 1000),
     "events.needed": Bounds(1, 1000),
     "events.unknown_after_frames": Bounds(1, 10000),
@@ -225,6 +285,17 @@ def _bad_topic_part(text: str) -> bool:
 def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> Config:
     """Read and validate the YAML at ``path``; raise one-line ConfigError naming file and key."""
     return config_from_dict(read_yaml(path), str(path), environ)
+
+
+def load_config_or_defaults(path: Path | None) -> tuple[Config, Path | None]:
+    """The configuration at ``path`` (which must exist); without a path, the file at
+    :func:`default_config_path` when there is one, else the built-in defaults. Also the file read
+    (None for the built-in defaults)."""
+    if path is None:
+        path = default_config_path()
+        if not _present(path):
+            return Config(), None
+    return load_config(path), path  # one that cannot be read is a ConfigError naming it
 
 
 def read_yaml(path: Path) -> Any:
@@ -255,6 +326,9 @@ def config_from_dict(raw: Any, source: str = "config", environ: typing.Mapping[s
     check_bounds(config, _BOUNDS, "", source)
     if _bad_topic_part(config.mqtt.discovery_prefix):
         raise ConfigError(f"{source}: mqtt.discovery_prefix {_TOPIC_PROBLEM}")
+    models = config.liveness.models
+    if not models or not set(models) <= {"minifasnetv2", "minifasnetv1se"} or len(set(models)) != len(models):
+        raise ConfigError(f"{source}: liveness.models must list minifasnetv2, minifasnetv1se or both, once each")
     if config.events.needed > config.events.window:
         raise ConfigError(f"{source}: events.needed ({config.events.needed}) must not exceed events.window "
                           f"({config.events.window})")

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal, Protocol
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 EVENT_KINDS = ("recognized", "unknown")
 
 
@@ -23,11 +23,21 @@ def now_iso(timestamp: float) -> str:
 
 
 @dataclass(frozen=True)
+class Liveness:
+    """Whether the recognized face was a live person in front of the camera (not a photo or a screen)."""
+
+    score: float  # mean p(live) of the liveness models over the frames that decided, in [0, 1]
+    live: bool  # score >= liveness.threshold
+    frames: int  # frames the score is the mean of
+
+
+@dataclass(frozen=True)
 class Event:
     """One decision about one appearance of a face: a known person, or an unknown face."""
 
     kind: Literal["recognized", "unknown"]
-    device: str
+    device_id: str  # the slug of device.name: what subscribers compare (it is in the topics too)
+    device: str  # device.name, for display
     camera: str
     person_id: str | None  # None for unknown faces
     name: str | None  # display name, any Unicode; None for unknown faces
@@ -39,6 +49,7 @@ class Event:
     timestamp: float = field(default_factory=time.time)  # seconds since the epoch
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     snapshot_jpeg_base64: str | None = None  # only when the owner enables snapshots
+    liveness: Liveness | None = None  # recognized events with liveness on; None for unknown faces
 
     def to_dict(self) -> dict[str, Any]:
         """The published JSON object (schema in docs/events.md)."""
@@ -62,13 +73,14 @@ class PresenceChange:
     person_id: str
     name: str
     present: bool
+    device_id: str
     device: str
     timestamp: float = field(default_factory=time.time)
 
     def to_dict(self) -> dict[str, Any]:
         """The published JSON object."""
         return {"person_id": self.person_id, "name": self.name, "state": "present" if self.present else "away",
-                "device": self.device, "time": now_iso(self.timestamp), "timestamp": self.timestamp,
+                "device_id": self.device_id, "device": self.device, "time": now_iso(self.timestamp), "timestamp": self.timestamp,
                 "schema": SCHEMA_VERSION}
 
 

@@ -21,7 +21,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,7 @@ from parity_inputs import crop_resized, normalise_fixed, normalise_prewhiten, re
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
+from tflite_convert import int8_but_tail  # noqa: E402
 
 SIZE = (160, 160)
 MODELS_DIR = ROOT / "models"
@@ -438,24 +439,8 @@ def convert(model: Embedder, calibration: np.ndarray | None) -> bytes:
     the D-vector) stays float32 after a DEQUANTIZE, since XNNPACK delegates neither int8 RSQRT nor
     L2_NORMALIZATION. The graph then runs as one XNNPACK partition.
     """
-    from tensorflow.lite.python.convert import mlir_quantize
-
     converter = tf.lite.TFLiteConverter.from_concrete_functions([model.__call__.get_concrete_function()], model)
-    if calibration is None:
-        return converter.convert()
-
-    def representative() -> Iterator[list[np.ndarray]]:
-        for sample in calibration:
-            yield [sample[None]]
-
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter._experimental_calibrate_only = True
-    calibrated = converter.convert()
-    probe = Interpreter(model_content=calibrated)
-    outputs = {d["name"] for d in probe.get_output_details()}
-    tail = [t["name"] for t in probe.get_tensor_details() if NORM_SCOPE in t["name"] or t["name"] in outputs]
-    return mlir_quantize(calibrated, disable_per_channel=False, fully_quantize=False, denylisted_nodes=tail)
+    return converter.convert() if calibration is None else int8_but_tail(converter, calibration, NORM_SCOPE)
 
 
 def run_tflite(path: Path, inputs: np.ndarray, threads: int = 2) -> np.ndarray:

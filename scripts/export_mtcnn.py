@@ -18,7 +18,6 @@ import importlib.metadata
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -39,6 +38,7 @@ from edge.runtime.sample_data import celebrity_dataset  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 from parity_inputs import crop_resized, normalise_fixed, read_rgb  # noqa: E402
+from tflite_graph import median_invoke_ms, xnnpack_partitions  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "mtcnn_parity.npz"
 NETS = ("pnet", "rnet", "onet")
@@ -380,38 +380,14 @@ class Lite:
                 for d in self.interpreter.get_output_details()}
 
     def partitions(self) -> tuple[int, list[str]]:
-        """Number of delegated partitions and the names of the ops left outside them.
-
-        The node list keeps the original ops next to the DELEGATE nodes; an op belongs to a partition
-        when it is reached backwards from the partition's outputs without crossing its inputs.
-        """
-        nodes = self.interpreter._get_ops_details()
-        producer = {t: node["index"] for node in nodes if node["op_name"] != "DELEGATE" for t in node["outputs"]}
-        delegates = [node for node in nodes if node["op_name"] == "DELEGATE"]
-        delegated: set[int] = set()
-        for delegate in delegates:
-            boundary, pending = set(delegate["inputs"]), list(delegate["outputs"])
-            while pending:
-                tensor = pending.pop()
-                if tensor in boundary or tensor not in producer or producer[tensor] in delegated:
-                    continue
-                delegated.add(producer[tensor])
-                pending.extend(nodes[producer[tensor]]["inputs"])
-        others = [node["op_name"] for node in nodes
-                  if node["op_name"] != "DELEGATE" and node["index"] not in delegated]
-        return len(delegates), others
+        """Number of delegated partitions and the names of the ops left outside them."""
+        return xnnpack_partitions(self.interpreter)
 
     def median_ms(self, batch: np.ndarray, runs: int = 100) -> float:
         """Median invoke time in milliseconds."""
         self.prepare(batch.shape)
         self.interpreter.set_tensor(self.input, batch.astype(np.float32))
-        self.interpreter.invoke()
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self.interpreter.invoke()
-            times.append(time.perf_counter() - start)
-        return 1000 * float(np.median(times))
+        return median_invoke_ms(self.interpreter, runs)
 
 
 def max_diffs(outputs: list[dict[str, np.ndarray]], expected: list[dict[str, np.ndarray]]) -> dict[str, float]:

@@ -34,7 +34,7 @@ def _embedder_entry(manifest: dict, name: str) -> dict:
     return entry
 
 
-CALIBRATION_KEYS = ("match_threshold", "impostor_tail", "alignment", "flip_fusion")
+CALIBRATION_KEYS = ("match_threshold", "impostor_tail", "alignment", "flip_fusion", "box_mapping")
 
 
 def update_models(entries: dict[str, dict]) -> None:
@@ -42,7 +42,7 @@ def update_models(entries: dict[str, dict]) -> None:
 
     Calibration keys already recorded for a model (CALIBRATION_KEYS) are
     kept unless ``entries`` gives them: re-exporting does not silently drop them (rerun the LFW
-    calibration when the weights changed)."""
+    calibration, or scripts/evaluate_liveness.py for box_mapping, when the weights changed)."""
     manifest = _read() if MANIFEST.exists() else {"format_version": 1, "models": {}}
     for name, entry in entries.items():
         entry = dict(entry)

@@ -26,10 +26,13 @@ USERS = {"edge-facerec": "daemon-pw", "edge-actions": "actions-pw", "homeassista
 
 
 def available() -> str | None:
-    """Why the broker cannot run here, or None."""
-    for tool in (MOSQUITTO, shutil.which("mosquitto_passwd"), shutil.which("openssl")):
-        if tool is None or not os.access(tool, os.X_OK):
-            return "mosquitto, mosquitto_passwd or openssl is not installed (apt install mosquitto openssl)"
+    """Why the broker cannot run here (naming what is missing and how to install it), or None."""
+    tools = {"mosquitto": MOSQUITTO, "mosquitto_passwd": shutil.which("mosquitto_passwd"),
+             "openssl": shutil.which("openssl")}
+    missing = [name for name, tool in tools.items() if tool is None or not os.access(tool, os.X_OK)]
+    if missing:
+        return (f"{' and '.join(missing)} not installed, needed for the test broker "
+                f"(sudo apt install mosquitto openssl)")
     return None
 
 

@@ -15,19 +15,20 @@ import time
 from pathlib import Path
 
 from edge.config import load_config
-from edge.events import EnrolledPerson, Event
+from edge.events import EnrolledPerson, Event, Liveness
 from edge.mqtt.publisher import MqttPublisher
 
 PEOPLE = [EnrolledPerson("p-alice", "Alice"), EnrolledPerson("p-zoe", "Zoë Ångström")]
 
 
-def make_event(index: int, device: str) -> Event:
+def make_event(index: int, device_id: str, device: str | None = None) -> Event:
     person = PEOPLE[index % len(PEOPLE)]
     known = index % 3 != 2
-    return Event(kind="recognized" if known else "unknown", device=device, camera="door",
+    return Event(kind="recognized" if known else "unknown", device_id=device_id, device=device or device_id, camera="door",
                  person_id=person.person_id if known else None, name=person.name if known else None,
                  score=0.83 if known else 0.31, frames=3, box=(10, 20, 110, 140),
-                 models={"detector": "mtcnn", "embedder": "facenet"}, track_id=index)
+                 models={"detector": "mtcnn", "embedder": "facenet"}, track_id=index,
+                 liveness=Liveness(0.97, True, 3) if known else None)
 
 
 def main() -> None:

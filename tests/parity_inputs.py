@@ -9,6 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edge.vision.liveness import crop as antispoof_crop  # noqa: F401  (re-exported for the fixture tools)
 from edge.vision.preprocess import normalise_fixed, normalise_prewhiten  # noqa: F401  (re-exported for the fixture tools)
 
 
@@ -28,3 +29,11 @@ def crop_resized(image_rgb: np.ndarray, box: tuple[int, int, int, int], size: tu
     x2, y2 = min(x2, width), min(y2, height)
     crop = image_rgb[y1:y2, x1:x2]
     return cv2.resize(crop, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+
+
+def read_bgr(path: Path) -> np.ndarray:
+    """Read a photo as OpenCV gives it (BGR uint8), or raise naming the file."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise FileNotFoundError(f"{path}: cannot read image")
+    return image

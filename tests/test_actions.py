@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import queue
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -20,21 +17,17 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.actions.config import load_actions_config
 from edge.config import ConfigError
+from edge.events import Liveness
+from actions_runner import ActionsProcess, recorder
 from mosquitto import USERS
 from mqtt_producer import make_event
 from systemd_analyze import exposure, needs_systemd_analyze, verify_problems
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "actions.example.yaml"
-# writes its argv and the EDGE_* / other environment it got as one JSON line
-RECORDER = ("import json, os, sys; open(sys.argv[1], 'a').write(json.dumps({'argv': sys.argv[2:], "
-            "'env': dict(os.environ)}) + '\\n')")
-
-
 def rules(out: Path) -> list[dict]:
     return [{"name": "door", "when": "recognized", "people": ["p-alice", "ZOË ÅNGSTRÖM"], "min_score": 0.75,
-             "command": [sys.executable, "-c", RECORDER, str(out), "door"], "cooldown_s": 30, "timeout_s": 10},
-            {"name": "alarm", "when": "unknown", "command": [sys.executable, "-c", RECORDER, str(out), "alarm"],
-             "cooldown_s": 60}]
+             "command": recorder(out, "door"), "cooldown_s": 30, "timeout_s": 10},
+            {"name": "alarm", "when": "unknown", "command": recorder(out, "alarm"), "cooldown_s": 60}]
 
 
 def write(tmp_path: Path, raw: dict) -> Path:
@@ -43,17 +36,25 @@ def write(tmp_path: Path, raw: dict) -> Path:
     return path
 
 
-def test_the_example_config_is_valid_apart_from_its_programs(tmp_path):
+def test_the_example_config_checks_ok_and_names_the_programs_this_machine_lacks(tmp_path):
     raw = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
-    for rule in raw["rules"]:
-        rule["command"][0] = "/bin/true"  # the example's door and siren tools are not installed here
-    raw["mqtt"]["password_file"] = str(tmp_path / "pw")
+    raw["mqtt"]["password_file"] = str(tmp_path / "pw")  # the example's /etc files do not exist here
     raw["mqtt"]["tls"]["ca_file"] = None
     (tmp_path / "pw").write_text("secret\n")
-    config = load_actions_config(write(tmp_path, raw))
+    path = write(tmp_path, raw)
+    config = load_actions_config(path)
     assert config.devices == ("front-door",) and [r.when for r in config.rules] == ["recognized", "unknown"]
     assert config.rules[0].command[1:] == ("--mode=time", "--sec=3", "gpiochip0", "17=1")
     assert config.mqtt.password.reveal() == "secret"
+    result = subprocess.run([sys.executable, "-m", "edge.commands.actions", "--config", str(path), "--check"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    absent = [rule.command[0] for rule in config.rules if not Path(rule.command[0]).exists()]
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == len(absent) and all(program in line for program, line in zip(absent, warnings))
+    if "/usr/bin/gpioset" in absent:
+        assert "sudo apt install gpiod" in warnings[0]
+    assert result.stdout.startswith(f"{path}: OK (2 rules for front-door")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -62,7 +63,9 @@ def test_the_example_config_is_valid_apart_from_its_programs(tmp_path):
     (lambda r: r["rules"][0].update(people=[]), "rules[0].people must list who may fire a recognized rule"),
     (lambda r: r["rules"][1].update(min_score=2), "rules[1].min_score must be between 0 and 1, got 2"),
     (lambda r: r["rules"][1].update(shell=True), "unknown key rules[1].shell (known in rules[1]: name, when, command, people, "
-                                                    "min_score, cooldown_s, timeout_s)"),
+                                                    "min_score, require_live, cooldown_s, timeout_s)"),
+    (lambda r: r["rules"][1].update(require_live=True), "rules[1].require_live is for recognized rules; an unknown "
+                                                        "face is not checked"),
     (lambda r: r.update(devices=["Front Door"]), "devices[0] 'Front Door' is not a device id; use 'front-door'"),
     (lambda r: r["mqtt"].update(port=0), "mqtt.port must be between 1 and 65535, got 0"),
 ])
@@ -85,21 +88,8 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
     raw = {"devices": ["front-door"], "rules": rules(out), "max_event_age_s": 10,
            "mqtt": {**mqtt_broker.mqtt_section(user="edge-actions"), "protocol": protocol,
                     "client_id": f"edge-actions-test-{protocol}"}}
-    config = write(tmp_path, raw)
-    process = subprocess.Popen([sys.executable, "-m", "edge.commands.actions", "--config", str(config)],
-                               stderr=subprocess.PIPE, text=True, env={**os.environ, "NOT_FOR_COMMANDS": "1"})
-    lines: queue.Queue[str] = queue.Queue()
-    log: list[str] = []
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stderr], daemon=True).start()
-
-    def wait_log(text: str, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(text in line for line in log):
-            try:
-                log.append(lines.get(timeout=max(0.05, deadline - time.monotonic())))
-            except queue.Empty:
-                pytest.fail(f"no log line with {text!r} in:\n{''.join(log)}")
-
+    actions = ActionsProcess(raw, tmp_path, {"NOT_FOR_COMMANDS": "1"})
+    wait_log, log = actions.wait_log, actions.log
     daemon, intruder = client("edge-facerec", mqtt_broker.port), client("intruder", mqtt_broker.port)
     try:
         wait_log("subscribed to edge-facerec/front-door/events")
@@ -108,29 +98,36 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
         def send(payload: str | bytes, sender=daemon, to: str = topic) -> None:
             sender.publish(to, payload, qos=1).wait_for_publish(5)
 
-        alice = make_event(0, "front-door")
+        alice = make_event(0, "front-door", "Front Door")  # device.name "Front Door", as in the README
         send(alice.to_json())
         wait_log("rule 'door' fires for event " + alice.id)
         send(dataclasses.replace(alice, id="a" * 32).to_json())  # the same appearance reported again
         wait_log("rule 'door': cooling down for p-alice")
         send(alice.to_json())
         wait_log(f"ignored event {alice.id} from front-door: replayed (event id seen before)")
-        stranger = make_event(2, "front-door")
+        stranger = make_event(2, "front-door", "Front Door")
         send(stranger.to_json())
         wait_log("rule 'alarm' fires for event " + stranger.id)
         send(b"{not json")
         wait_log("ignored a malformed message on edge-facerec/front-door/events: not an event: not valid JSON")
         send(json.dumps({"kind": "recognized", "person_id": "p-alice", "score": 1.0}))
         wait_log("malformed message on edge-facerec/front-door/events: schema None")
-        zoe = make_event(1, "front-door")
+        zoe = make_event(1, "front-door", "Front Door")
         send(dataclasses.replace(zoe, score=0.6).to_json())
         wait_log("rule 'door': p-zoe recognized with score 0.60, below min_score 0.75")
+        send(dataclasses.replace(zoe, id="7" * 32, liveness=Liveness(0.12, False, 3)).to_json())  # a photo held up
+        wait_log(f"rule 'door': p-zoe recognized, but not judged live (liveness 0.12: a photo or a screen?); "
+                 f"not fired for event {'7' * 32}")
+        send(dataclasses.replace(zoe, id="8" * 32, liveness=None).to_json())  # the daemon's liveness is off
+        wait_log("rule 'door': p-zoe recognized, but the event has no liveness")
         send(dataclasses.replace(zoe, id="f" * 32, timestamp=time.time() - 60).to_json())
         wait_log("from front-door: too old (60.")
         bob = dataclasses.replace(alice, id="b" * 32, person_id="p-bob", name="Bob", score=0.99)
         send(bob.to_json())
         wait_log(f"event {bob.id} (recognized p-bob, score 0.99): no rule fired")
-        send(dataclasses.replace(zoe, id="c" * 32, device="garage").to_json(), to="edge-facerec/garage/events")
+        send(dataclasses.replace(zoe, id="c" * 32, device_id="garage").to_json(), to="edge-facerec/garage/events")
+        send(dataclasses.replace(zoe, id="9" * 32, device_id="garage").to_json())
+        wait_log(f"ignored event {'9' * 32} on {topic}: its device id is 'garage'")
         send(dataclasses.replace(zoe, id="d" * 32, name="$(touch /tmp/x) ZOË").to_json(), sender=intruder)
         wait_log("rule 'door': /")  # the first door command has finished
         zoe = dataclasses.replace(zoe, id="e" * 32)  # allowed by name only, case-insensitively
@@ -142,9 +139,8 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
     finally:
         daemon.disconnect()
         intruder.disconnect()
-        process.terminate()
-        process.wait(timeout=10)
-    assert process.returncode == 0, "SIGTERM stops it cleanly"
+        status = actions.stop()
+    assert status == 0, "SIGTERM stops it cleanly"
     fired = [json.loads(line) for line in out.read_text().splitlines()]
     fired.sort(key=lambda f: [alice.id, stranger.id, zoe.id].index(f["env"]["EDGE_EVENT_ID"]))
     assert [(f["argv"], f["env"]["EDGE_EVENT_ID"]) for f in fired] == [
@@ -152,6 +148,7 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
     door = fired[2]["env"]
     assert door["EDGE_PERSON_NAME"] == "Zoë Ångström" and door["EDGE_PERSON_ID"] == "p-zoe"
     assert door["EDGE_SCORE"] == "0.8300" and door["EDGE_RULE"] == "door" and door["EDGE_DEVICE"] == "front-door"
+    assert door["EDGE_DEVICE_NAME"] == "Front Door" and door["EDGE_LIVENESS"] == "0.9700"
     assert fired[1]["env"]["EDGE_PERSON_ID"] == "" and fired[1]["env"]["EDGE_EVENT_KIND"] == "unknown"
     assert "NOT_FOR_COMMANDS" not in door, "only PATH, LANG and EDGE_* reach the command"
     assert not any("c" * 32 in line or "d" * 32 in line for line in log), "unlisted device and forged events never arrive"

@@ -4,7 +4,8 @@ invariants or raises its own one-line error; nothing else escapes (no RecursionE
 KeyError, UnicodeError ...).
 
 A bounded number of examples keeps CI fast: EXAMPLES per test (100; ``EDGE_FUZZ_EXAMPLES=5000 pytest
-tests/test_fuzz.py`` for a long run). No example database is written (nothing in the tree).
+tests/test_fuzz.py`` for a long run). Nothing is written in the tree (no example database; hypothesis's
+own files go to a temporary folder).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import numpy as np
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.extra import numpy as hnp
 
 from edge.actions.config import RuleConfig
@@ -34,6 +36,7 @@ from mqtt_producer import make_event
 EXAMPLES = int(os.environ.get("EDGE_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 WORK = Path(tempfile.mkdtemp(prefix="edge-fuzz-"))
+set_hypothesis_home_dir(WORK / "hypothesis")  # hypothesis's own files (constants it collects) stay out of the tree
 
 # JSON-like values, with the awkward ones: NaN, infinities, huge numbers, control characters, surrogates
 text = st.text(st.characters(exclude_categories=()), max_size=12)  # surrogates and controls too

@@ -7,6 +7,7 @@ import re
 import time
 
 import paho.mqtt.client as mqtt
+import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.mqtt import ha_discovery
@@ -126,3 +127,22 @@ def test_discovery_is_retained_resent_for_home_assistant_and_removed_with_the_pe
         publisher.close()
     assert not any("presence_p_" in topic for topic in retained(mqtt_broker) if "/hall/" in topic)
     assert (tmp_path / "outbox.people.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_event_entity_attributes_carry_the_liveness_decision():
+    """The recognition entity's template rendered as Home Assistant renders it (Jinja2; to_json is HA's
+    filter): an event's liveness becomes the ``live`` and ``liveness`` attributes, null for unknown faces."""
+    jinja2 = pytest.importorskip("jinja2", reason="jinja2 renders Home Assistant's templates here")
+    from mqtt_producer import make_event
+
+    _, config = ha_discovery.recognition_entity(Topics("edge-facerec", "front-door"), "Front Door")
+    environment = jinja2.Environment()
+    environment.filters["to_json"] = json.dumps
+    template = environment.from_string(config["value_template"])
+
+    def render(event) -> dict:
+        return json.loads(template.render(value_json=json.loads(event.to_json())))
+
+    recognized, stranger = render(make_event(0, "front-door")), render(make_event(2, "front-door"))
+    assert (recognized["event_type"], recognized["live"], recognized["liveness"]) == ("recognized", True, 0.97)
+    assert (stranger["event_type"], stranger["live"], stranger["liveness"]) == ("unknown", None, None)

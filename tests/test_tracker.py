@@ -34,7 +34,7 @@ def run(tracker: FaceTracker, frames: list[list[Observation]], start: float = 0.
 
 @pytest.fixture
 def tracker() -> FaceTracker:
-    return FaceTracker(EventsConfig(), "dev", "door", MODELS)
+    return FaceTracker(EventsConfig(), "dev", "Dev", "door", MODELS)
 
 
 def test_a_known_face_gives_one_recognized_event_however_long_it_stays(tracker):
@@ -82,7 +82,7 @@ def test_somebody_else_stepping_into_the_place_is_a_new_appearance(tracker):
 
 
 def test_presence_is_reported_once_and_away_after_the_quiet_time():
-    presence = PresenceTracker(away_after_s=10, device="dev")
+    presence = PresenceTracker(away_after_s=10, device_id="dev", device="Dev")
     assert presence.seen("p-ann", "Ann", 0).present
     assert presence.seen("p-ann", "Ann", 5) is None
     assert presence.expire(14.9) == []
@@ -160,3 +160,15 @@ def test_a_face_coming_back_after_frames_without_it_is_matched_at_once(tracker):
     assert events[1].timestamp == pytest.approx(10 * 0.1)  # Bob's third frame: no wait for a recheck
     [track] = tracker.tracks
     assert track.id == events[1].track_id and track.first_seen == pytest.approx(8 * 0.1)  # Bob's first frame
+
+
+def test_a_recognition_carries_the_mean_liveness_of_its_agreeing_frames():
+    tracker = FaceTracker(EventsConfig(), "dev", "Dev", "door", MODELS, live_threshold=0.7)
+    [live] = run(tracker, [[Observation(face(100), ANN, p)] for p in (0.9, 0.6, 0.9)])
+    assert (live.liveness.score, live.liveness.live, live.liveness.frames) == (pytest.approx(0.8), True, 3)
+    [photo] = run(tracker, [[Observation(face(100), BOB, p)] for p in (0.2, 0.3, 0.95)], start=10.0)
+    assert (photo.liveness.score, photo.liveness.live) == (pytest.approx(0.4833, abs=1e-4), False)
+    [stranger] = run(tracker, [[Observation(face(100), NOBODY, None)] for _ in range(8)], start=20.0)
+    assert stranger.kind == "unknown" and stranger.liveness is None, "unknown faces are not checked"
+    unchecked = FaceTracker(EventsConfig(), "dev", "Dev", "door", MODELS)  # liveness off
+    assert run(unchecked, [[Observation(face(100), ANN, 0.9)]] * 3)[0].liveness is None

@@ -19,6 +19,8 @@ from ..untrusted import Bounds
 DEFAULT_ACTIONS_PATH = Path("/etc/edge-actions/actions.yaml")
 DAY_S = 24 * 3600
 RULE_BOUNDS = {"min_score": Bounds(0, 1), "cooldown_s": Bounds(0, DAY_S), "timeout_s": Bounds(0, DAY_S, low_open=True)}
+PACKAGE_OF = {"gpioset": "gpiod", "gpioget": "gpiod", "pinctrl": "raspi-utils", "mosquitto_pub": "mosquitto-clients",
+              "curl": "curl", "aplay": "alsa-utils", "espeak-ng": "espeak-ng"}  # Debian / Raspberry Pi OS packages
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,9 @@ class RuleConfig:
     when: Literal["recognized", "unknown"]
     command: tuple[str, ...]  # argv: an absolute program path and its arguments; no shell
     people: tuple[str, ...] = ()  # recognized: person ids or display names allowed to fire it
-    min_score: float = 0.75  # recognized: the event's score must be at least this
+    min_score: float = 0.5  # recognized: the event's score must be at least this (0.5: the daemon's own decision)
+    # recognized: fire only when the daemon judged the face live (not a photo or a screen); None: yes
+    require_live: bool | None = None
     cooldown_s: float = 30.0  # quiet this long after firing, per person (unknown faces: for any unknown face)
     timeout_s: float = 30.0  # the command is killed after this long
 
@@ -47,6 +51,11 @@ class ActionsConfig:
     def client_id(self) -> str:
         """The MQTT client id (stable, so the broker keeps the session across restarts)."""
         return self.mqtt.client_id or f"edge-actions-{slug(socket.gethostname())}"
+
+
+def requires_live(rule: RuleConfig) -> bool:
+    """Whether ``rule`` fires only for faces judged live: recognized rules unless they opt out."""
+    return rule.when == "recognized" and rule.require_live is not False
 
 
 def load_actions_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> ActionsConfig:
@@ -75,10 +84,26 @@ def _check_rule(rule: RuleConfig, key: str, source: str) -> None:
     program = Path(rule.command[0])
     if not program.is_absolute():
         raise ConfigError(f"{source}: {key}.command[0] {rule.command[0]!r} must be an absolute path")
-    if not program.is_file() or not os.access(program, os.X_OK):
+    if program.exists() and (not program.is_file() or not os.access(program, os.X_OK)):
         raise ConfigError(f"{source}: {key}.command[0] {program}: not an executable file")
     if rule.when == "recognized" and not rule.people:
         raise ConfigError(f"{source}: {key}.people must list who may fire a recognized rule")
     if rule.when == "unknown" and rule.people:
         raise ConfigError(f"{source}: {key}.people is for recognized rules; an unknown face has no identity")
+    if rule.when == "unknown" and rule.require_live:
+        raise ConfigError(f"{source}: {key}.require_live is for recognized rules; an unknown face is not checked")
     check_bounds(rule, RULE_BOUNDS, f"{key}.", source)
+
+
+def missing_programs(config: ActionsConfig) -> list[str]:
+    """One line per rule whose program is not installed on this machine (the config itself is valid:
+    the program may be installed later, e.g. the GPIO tools on a Raspberry Pi)."""
+    lines = []
+    for index, rule in enumerate(config.rules):
+        program = Path(rule.command[0])
+        if not program.exists():
+            package = PACKAGE_OF.get(program.name)
+            hint = f" (Debian / Raspberry Pi OS: sudo apt install {package})" if package else ""
+            lines.append(f"rules[{index}] {rule.name!r}: {program} is not installed here{hint}; "
+                         "the rule cannot run until it is")
+    return lines

@@ -14,23 +14,23 @@ import re
 import subprocess
 import threading
 import time
-import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 from ..events import EVENT_KINDS, SCHEMA_VERSION
+from ..names import same_name
 from ..mqtt.topics import device_of_events_topic
 from ..supervision import describe
 from ..untrusted import UntrustedDataError, parse_json, text_problem
-from .config import ActionsConfig, RuleConfig
+from .config import ActionsConfig, RuleConfig, requires_live
 
 log = logging.getLogger("edge-actions")
 
 _EVENT_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
 MAX_EVENT_BYTES = 1 << 20  # an event with a snapshot is ~50 kB
 MAX_EVENT_DEPTH = 8  # an event nests 2 deep (box, models)
-TEXT_FIELDS = ("device", "camera", "person_id", "name", "time")  # they reach the log and EDGE_* variables
+TEXT_FIELDS = ("device_id", "device", "camera", "person_id", "name", "time")  # they reach the log and EDGE_*
 OPTIONAL_TEXT_FIELDS = ("person_id", "name", "time")  # null (unknown faces) or absent
 COMMAND_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
@@ -74,6 +74,10 @@ def parse_event(payload: bytes) -> dict[str, Any]:
     if event["kind"] == "recognized":
         if not isinstance(event.get("person_id"), str) or not isinstance(event.get("name"), str):
             raise MalformedEvent("a recognized event without person_id and name")
+    liveness = event.get("liveness")
+    if liveness is not None and not (isinstance(liveness, dict) and isinstance(liveness.get("live"), bool)
+                                     and _finite_number(liveness.get("score")) and 0 <= liveness["score"] <= 1):
+        raise MalformedEvent("liveness is not null or {score in [0, 1], live: true/false}")
     return event
 
 
@@ -81,16 +85,13 @@ def _finite_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _same_name(a: str, b: str) -> bool:
-    return unicodedata.normalize("NFC", a).casefold() == unicodedata.normalize("NFC", b).casefold()
-
-
 def command_environment(rule: RuleConfig, event: dict[str, Any]) -> dict[str, str]:
     """The whole environment of a rule's command: a fixed PATH and LANG plus the EDGE_* values."""
     return {**COMMAND_ENV, "EDGE_RULE": rule.name, "EDGE_EVENT_ID": event["id"], "EDGE_EVENT_KIND": event["kind"],
-            "EDGE_DEVICE": event["device"], "EDGE_CAMERA": event["camera"],
+            "EDGE_DEVICE": event["device_id"], "EDGE_DEVICE_NAME": event["device"], "EDGE_CAMERA": event["camera"],
             "EDGE_PERSON_ID": event.get("person_id") or "", "EDGE_PERSON_NAME": event.get("name") or "",
-            "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": event.get("time") or ""}
+            "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": event.get("time") or "",
+            "EDGE_LIVENESS": f"{event['liveness']['score']:.4f}" if event.get("liveness") else ""}
 
 
 class Actions:
@@ -115,8 +116,8 @@ class Actions:
         except MalformedEvent as error:
             log.warning("ignored a malformed message on %s: %s", topic, error)
             return []
-        if event["device"] != device:
-            log.warning("ignored event %s on %s: its device is %r", event["id"], topic, event["device"])
+        if event["device_id"] != device:
+            log.warning("ignored event %s on %s: its device id is %r", event["id"], topic, event["device_id"])
             return []
         now = self._clock()
         age = now - event["timestamp"]
@@ -153,10 +154,17 @@ class Actions:
             return False
         if rule.when == "unknown":
             return True
-        allowed = any(entry == event["person_id"] or _same_name(entry, event["name"]) for entry in rule.people)
+        allowed = any(entry == event["person_id"] or same_name(entry, event["name"]) for entry in rule.people)
         if allowed and event["score"] < rule.min_score:
             log.info("rule %r: %s recognized with score %.2f, below min_score %.2f", rule.name,
                      event["person_id"], event["score"], rule.min_score)
+            return False
+        if allowed and requires_live(rule) and not (event.get("liveness") or {}).get("live", False):
+            liveness = event.get("liveness")
+            why = ("the event has no liveness (liveness is off in the daemon; set require_live: false to allow)"
+                   if liveness is None else f"not judged live (liveness {liveness['score']:.2f}: a photo or a screen?)")
+            log.warning("rule %r: %s recognized, but %s; not fired for event %s", rule.name, event["person_id"],
+                        why, event["id"])
             return False
         return allowed
 

@@ -14,7 +14,7 @@ import sys
 import threading
 from pathlib import Path
 
-from ..actions.config import DEFAULT_ACTIONS_PATH, load_actions_config
+from ..actions.config import DEFAULT_ACTIONS_PATH, load_actions_config, missing_programs
 from ..actions.rules import Actions
 from ..actions.subscriber import Subscriber
 from ..errors import EdgeError
@@ -33,10 +33,16 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeError as error:
         print(f"edge-actions: {error}", file=sys.stderr)
         return 2
+    missing = missing_programs(config)
     if args.check:
-        print(f"{args.config}: OK ({len(config.rules)} rules for {', '.join(config.devices)})")
+        print(f"{args.config}: OK ({len(config.rules)} rules for {', '.join(config.devices)})"
+              f"{'' if not missing else f', but {len(missing)} rule(s) cannot run yet'}")
+        for line in missing:
+            print(f"warning: {line}")
         return 0
     logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    for line in missing:
+        log.error("%s", line)
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: stop.set())

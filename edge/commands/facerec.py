@@ -1,5 +1,10 @@
 """edge-facerec: the daemon. Wires camera, models, gallery, pipeline, sinks, signals and systemd.
 
+Events go to stdout as JSON lines (docs/events.md), the log to stderr. Without --config it reads
+/etc/edge-facerec/config.yaml when running as the service (as root, or where that file exists),
+else ~/.config/edge-facerec/config.yaml when it exists, else it runs on the built-in defaults
+(camera 0; the gallery in /var/lib/edge-facerec for the service, else in ~/.local/state/edge-facerec).
+
 SIGTERM/SIGINT: stop the camera, finish the frame in hand, flush the sinks, exit 0.
 SIGHUP: reload the gallery (a bad new gallery keeps the old one), the camera keeps running.
 Under systemd (Type=notify): READY=1 once the models are loaded and the camera delivers
@@ -16,10 +21,11 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_CONFIG_PATH, Config, load_config
+from ..config import Config, default_config_path, load_config_or_defaults
 from ..daemon.capture import CaptureThread, ImageFolderSource, OpenCVSource, open_source
 from ..daemon.pipeline import Pipeline
 from ..daemon.sd_notify import Notifier
@@ -31,8 +37,10 @@ from ..recognition.gallery import Gallery, GalleryError
 from ..recognition.gallery import load as load_gallery
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
+from ..runtime.native_logs import quiet_opencv
 from ..supervision import Health
 from ..vision.detector import DetectorSettings, MTCNNDetector
+from ..vision.liveness import LivenessChecker, liveness_specs
 from ..vision.face_encoder import FaceEncoder
 from ..vision.tracked_detection import TrackingDetector, TrackingSettings
 
@@ -71,14 +79,21 @@ class Daemon:
                                                   num_threads=config.detector.threads))
         finder = (TrackingDetector(detector, TrackingSettings(full_every=config.detector.full_every))
                   if config.detector.tracking else detector)
-        spec = self.spec = load_manifest().embedder(config.recognition.embedder)
+        manifest = load_manifest()
+        spec = self.spec = manifest.embedder(config.recognition.embedder)
         self.encoder = FaceEncoder(spec, config.recognition.threads)
         self.gallery = self._load_gallery(missing_ok=True)
         matcher = self._matcher(self.gallery)
         self.models = {"detector": f"mtcnn-{detector.quantization}", "embedder": spec.name}
+        liveness = config.liveness
+        checker = (LivenessChecker(liveness_specs(manifest, liveness.models, liveness.quantization), liveness.threads)
+                   if liveness.enabled else None)
+        if checker is not None:
+            self.models["liveness"] = "+".join(checker.names)
         self.sink = build_sinks(config, extra_sinks or [], stdout, self.health)
         self.stats = PipelineStats()
-        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, self.health)
+        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, checker,
+                                 self.health)
         finite = isinstance(source, ImageFolderSource) or (isinstance(source, OpenCVSource) and source.is_file)
         self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
                                      lossless=finite and not config.camera.realtime, health=self.health)
@@ -166,8 +181,8 @@ class Daemon:
     def _load_gallery(self, missing_ok: bool) -> Gallery:
         path = self.config.recognition.gallery
         if missing_ok and not Path(path).exists():
-            log.warning("%s: no gallery yet, every face is unknown (enroll people with edge-enroll, then "
-                        "systemctl reload edge-facerec)", path)
+            log.warning("%s: no gallery yet, every face is unknown (enroll people with edge-enroll; a running daemon "
+                        "reads the gallery again on SIGHUP: systemctl reload edge-facerec for the service)", path)
             return Gallery(self.encoder.identity)
         return load_gallery(path)
 
@@ -198,18 +213,28 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge-facerec``."""
     parser = argparse.ArgumentParser(prog="edge-facerec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
-                        help=f"YAML configuration (default {DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--config", type=Path,
+                        help=f"YAML configuration (default {default_config_path()} when it exists, else the built-in "
+                             f"defaults; every setting: config/config.example.yaml)")
+    parser.add_argument("--camera", metavar="SOURCE",
+                        help="camera.source instead of the configured one: a V4L2 index (0) or device (/dev/video0), "
+                             "a video file, a folder of images, an rtsp:// or http(s):// URL, or picamera2")
+    parser.add_argument("--readable", action="store_true", help="events as readable lines instead of JSON lines")
     args = parser.parse_args(argv)
     try:  # a bad config, gallery or model: one line, exit status 2 (the unit does not restart on it)
-        config = load_config(args.config)
+        config, source = load_config_or_defaults(args.config)
+        if args.camera is not None:
+            config = replace(config, camera=replace(config.camera, source=args.camera))
         logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+        log.info("configuration %s, gallery %s", source or f"built in (no {default_config_path()})",
+                 config.recognition.gallery)
+        quiet_opencv()  # the capture thread reports a failing camera itself, once
         stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: reload.set())
-        daemon = Daemon(config, stop=stop, reload=reload)
+        daemon = Daemon(config, stop=stop, reload=reload, stdout=StdoutSink(readable=True) if args.readable else None)
     except EdgeError as error:
         print(f"edge-facerec: error: {error}", file=sys.stderr)
         return 2

@@ -7,7 +7,8 @@ Every source yields BGR uint8 frames. :func:`open_source` picks the kind from th
 :class:`CaptureThread` reads one source on its own thread and keeps a single slot: a slow
 pipeline takes the newest frame and never works through stale ones; frames replaced before
 anybody took them are counted as dropped. A source that fails is closed and reopened after
-1, 2, 4 ... seconds (up to ``reopen_max_backoff_s``); the failure shows in :attr:`state`.
+1, 2, 4 ... seconds (up to ``reopen_max_backoff_s``); the failure shows in :attr:`state`, and
+is logged as a warning once, and again only when its reason changes.
 """
 from __future__ import annotations
 
@@ -100,10 +101,14 @@ class OpenCVSource:
         target: int | str = int(self.name) if self.name.isdigit() else self.name
         if self._is_file and not Path(self.name).is_file():
             raise CaptureError(f"{self.name}: video file not found")
+        device = (f"/dev/video{target}" if isinstance(target, int)
+                  else self.name if self.name.startswith("/dev/") else None)
+        if device is not None and not Path(device).exists():
+            raise CaptureError(f"{self.name}: no camera at {device} (none connected? camera.source names the camera)")
         capture = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, int) else cv2.VideoCapture(target)
         if not capture.isOpened():
             capture.release()
-            raise CaptureError(f"{self.name}: cannot open camera or stream")
+            raise CaptureError(f"{self.name}: {self._why_not_opened(device)}")
         if not self._is_file:
             if self._config.width and self._config.height:
                 capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._config.width)
@@ -117,6 +122,14 @@ class OpenCVSource:
         else:
             self._pacer = _Pacer(None)
         self._capture = capture
+
+    def _why_not_opened(self, device: str | None) -> str:
+        if self._is_file:
+            return "cannot be read as a video (damaged, or a format OpenCV cannot decode)"
+        if device is not None:
+            return (f"cannot open the camera at {device} (in use by another program? not allowed to this user: "
+                    "is it in the video group?)")
+        return "cannot open the stream (check the URL, the network and the credentials)"
 
     def read(self) -> np.ndarray | None:
         if self._capture is None:
@@ -302,12 +315,15 @@ class CaptureThread:
 
     def _run(self) -> None:
         backoff = 1.0
+        reported = ""  # the failure last logged as a warning: a camera that stays absent is reported once
         while not self._stop.is_set():
             self.state = "opening"
             try:
                 self.source.open()
                 self.state = "running"
-                log.info("camera %s opened", self.source.name)
+                log.info("camera %s opened%s", self.source.name,
+                         f" after {self.failures} failed attempts" if self.failures else "")
+                reported = ""
                 while not self._stop.is_set():
                     image = self.source.read()
                     if image is None:
@@ -319,7 +335,12 @@ class CaptureThread:
                 self.failures += 1
                 reason = str(error) if isinstance(error, CaptureError) else f"{type(error).__name__}: {error}"
                 self.state = f"failed: {reason} (retrying in {backoff:g} s)"
-                log.warning("camera %s", self.state)
+                if reason != reported:
+                    log.warning("camera failed: %s; retrying in the background every 1 to %g s, reported again "
+                                "only if the reason changes (the status shows how it stands)", reason, self.max_backoff_s)
+                    reported = reason
+                else:
+                    log.debug("camera %s", self.state)
             finally:
                 self._close_source()
             if self._stop.wait(backoff):

@@ -29,6 +29,7 @@ from ..face import Face
 from ..recognition.matcher import Match, Matcher
 from ..supervision import Health, Retry, start_thread
 from ..vision.face_encoder import FaceEncoder
+from ..vision.liveness import LivenessChecker
 from ..vision.quality import assess, rejection, too_small
 from .capture import CaptureThread, Frame
 from .presence import PresenceTracker
@@ -63,16 +64,18 @@ class Pipeline:
 
     def __init__(self, config: Config, detector: FaceFinder, encoder: FaceEncoder, matcher: Matcher,
                  sink: EventSink, models: dict[str, str], stats: PipelineStats | None = None,
-                 health: Health | None = None) -> None:
+                 liveness: LivenessChecker | None = None, health: Health | None = None) -> None:
         self.config = config
         self.detector = detector
         self.encoder = encoder
         self.matcher = matcher
+        self.liveness = liveness
         self.sink = sink
         self.stats = stats or PipelineStats()
         self.health = health or Health()
-        self.tracker = FaceTracker(config.events, config.device.name, config.camera.name, models)
-        self.presence = PresenceTracker(config.events.away_after_s, config.device.name)
+        self.tracker = FaceTracker(config.events, config.device_id, config.device.name, config.camera.name, models,
+                                   config.liveness.threshold if liveness is not None else None)
+        self.presence = PresenceTracker(config.events.away_after_s, config.device_id, config.device.name)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rgb: np.ndarray | None = None  # conversion buffer of the current frame size
@@ -91,6 +94,7 @@ class Pipeline:
         tracks = self.tracker.assign(faces, frame.timestamp)
         wanted = [i for i, track in enumerate(tracks) if track.wants_match()]
         matches: list[Match | None] = [None] * len(faces)
+        live: list[float | None] = [None] * len(faces)
         rejected = embedded = 0
         if wanted:
             usable, rejected = self._usable_crops(frame.image, [faces[i] for i in wanted])
@@ -102,7 +106,12 @@ class Pipeline:
                 for (index, _), match in zip(usable, self.matcher.match(embeddings)):
                     matches[wanted[index]] = match
                 mark = _lap(timings, "match", mark)
-        decided = self.tracker.observe(tracks, matches, frame.timestamp)
+                known = [i for i, match in enumerate(matches) if match is not None and match.known]
+                if self.liveness is not None and known:  # only a face about to be named can open a door
+                    for index, score in zip(known, self.liveness.score(frame.image, [faces[i] for i in known])):
+                        live[index] = float(score)
+                    mark = _lap(timings, "liveness", mark)
+        decided = self.tracker.observe(tracks, matches, frame.timestamp, live)
         events = []
         for event, _track in decided:
             if self.config.events.snapshot:

@@ -12,8 +12,9 @@ class PresenceTracker:
     last seen. Nobody is reported away who was never reported present.
     """
 
-    def __init__(self, away_after_s: float, device: str) -> None:
+    def __init__(self, away_after_s: float, device_id: str, device: str) -> None:
         self.away_after_s = away_after_s
+        self.device_id = device_id
         self.device = device
         self._last_seen: dict[str, tuple[str, float]] = {}  # person id -> (name, time)
 
@@ -21,14 +22,14 @@ class PresenceTracker:
         """The person was seen now; a change when they were not present before."""
         was_present = person_id in self._last_seen
         self._last_seen[person_id] = (name, timestamp)
-        return None if was_present else PresenceChange(person_id, name, True, self.device, timestamp)
+        return None if was_present else PresenceChange(person_id, name, True, self.device_id, self.device, timestamp)
 
     def expire(self, now: float) -> list[PresenceChange]:
         """The people who have just become away."""
         gone = [(pid, name) for pid, (name, seen) in self._last_seen.items() if now - seen >= self.away_after_s]
         for person_id, _ in gone:
             del self._last_seen[person_id]
-        return [PresenceChange(pid, name, False, self.device, now) for pid, name in gone]
+        return [PresenceChange(pid, name, False, self.device_id, self.device, now) for pid, name in gone]
 
     @property
     def present(self) -> list[str]:

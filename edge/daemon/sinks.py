@@ -25,7 +25,9 @@ class StdoutSink:
     def publish_event(self, event: Event) -> None:
         if self.readable:
             who = event.name if event.kind == "recognized" else "unknown face"
-            self._text(f"{event.to_dict()['time'][11:23]}  {event.kind:10s} {who:20s} score {event.score:.2f}, "
+            live = "" if event.liveness is None else (
+                f", {'live' if event.liveness.live else 'NOT LIVE (photo or screen?)'} {event.liveness.score:.2f}")
+            self._text(f"{event.to_dict()['time'][11:23]}  {event.kind:10s} {who:20s} score {event.score:.2f}{live}, "
                        f"{event.frames} frames, track {event.track_id}, box {list(event.box)}")
         else:
             self._line({"type": "event", **event.to_dict()})

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-STAGES = ("detect", "quality", "embed", "match", "track", "total")
+STAGES = ("detect", "quality", "embed", "match", "liveness", "track", "total")
 LATENCY_WINDOW = 500  # latency figures are over the last this many frames
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..config import EventsConfig
-from ..events import Event
+from ..events import Event, Liveness
 from ..face import Face
 from ..recognition.matcher import Match
 from ..vision.nms import iou_matrix
@@ -46,6 +46,7 @@ class Observation:
 
     face: Face
     match: Match | None  # None: tracked, but rejected by the quality gate
+    liveness: float | None = None  # p(live) of the face, when it was checked
 
 
 @dataclass
@@ -58,7 +59,7 @@ class Track:
     last_seen: float
     seen_since: float = 0.0  # timestamp of the first frame of the current unbroken run of frames with this face
     refound: bool = False  # this frame's face came back after frames without it: maybe somebody else
-    recent: deque = field(default_factory=deque)  # (Match, box) of the last `window` usable frames
+    recent: deque = field(default_factory=deque)  # (Match, box, p(live) or None) of the last `window` usable frames
     unmatched: int = 0  # usable frames without a match
     since_match: int = 0  # frames seen since the last one with a match
     decision: Event | None = None
@@ -85,8 +86,11 @@ class Track:
 class FaceTracker:
     """Turns per-frame observations into at most one Event per track."""
 
-    def __init__(self, settings: EventsConfig, device: str, camera: str, models: dict[str, str]) -> None:
+    def __init__(self, settings: EventsConfig, device_id: str, device: str, camera: str,
+                 models: dict[str, str], live_threshold: float | None = None) -> None:
         self.settings = settings
+        self.live_threshold = live_threshold  # None: liveness off, events carry none
+        self.device_id = device_id
         self.device = device
         self.camera = camera
         self.models = dict(models)
@@ -97,7 +101,7 @@ class FaceTracker:
     def update(self, observations: list[Observation], timestamp: float) -> list[tuple[Event, Track]]:
         """Associate this frame's faces with tracks; the events decided on this frame, each with its track."""
         tracks = self.assign([o.face for o in observations], timestamp)
-        return self.observe(tracks, [o.match for o in observations], timestamp)
+        return self.observe(tracks, [o.match for o in observations], timestamp, [o.liveness for o in observations])
 
     def assign(self, faces: Sequence[Face], timestamp: float) -> list[Track]:
         """Close tracks unseen for the timeout and give each face of this frame its track (a new one
@@ -113,16 +117,17 @@ class FaceTracker:
         self._last_frame = timestamp
         return assigned
 
-    def observe(self, tracks: list[Track], matches: Sequence[Match | None], timestamp: float) -> list[tuple[Event, Track]]:
-        """Record each track's match of this frame (None: not matched, or rejected by the quality gate);
-        the events decided on this frame, each with its track."""
+    def observe(self, tracks: list[Track], matches: Sequence[Match | None], timestamp: float,
+                liveness: Sequence[float | None] | None = None) -> list[tuple[Event, Track]]:
+        """Record each track's match of this frame (None: not matched, or rejected by the quality gate)
+        and its face's p(live) (None: not checked); the events decided on this frame, each with its track."""
         decided = []
-        for track, match in zip(tracks, matches):
+        for track, match, live in zip(tracks, matches, liveness or [None] * len(tracks)):
             if match is None:
                 track.since_match += 1
                 continue
             track.since_match = 0
-            track.recent.append((match, track.box))
+            track.recent.append((match, track.box, live))
             while len(track.recent) > self.settings.window:
                 track.recent.popleft()
             if not match.known:
@@ -153,14 +158,15 @@ class FaceTracker:
                 assigned[index] = track
         return assigned  # type: ignore[return-value]
 
-    def _votes(self, track: Track) -> dict[str, list[tuple[Match, tuple]]]:
-        votes: dict[str, list[tuple[Match, tuple]]] = {}
-        for match, box in track.recent:
-            if match.known:
-                votes.setdefault(match.person_id, []).append((match, box))
+    def _votes(self, track: Track) -> dict[str, list[tuple[Match, tuple, float | None]]]:
+        votes: dict[str, list[tuple[Match, tuple, float | None]]] = {}
+        for entry in track.recent:
+            if entry[0].known:
+                votes.setdefault(entry[0].person_id, []).append(entry)
         return votes
 
-    def _recognized(self, track: Track, votes: dict[str, list[tuple[Match, tuple]]], timestamp: float) -> Event | None:
+    def _recognized(self, track: Track, votes: dict[str, list[tuple[Match, tuple, float | None]]],
+                    timestamp: float) -> Event | None:
         if not votes:
             return None
         person_id, agreeing = max(votes.items(), key=lambda item: len(item[1]))
@@ -190,10 +196,18 @@ class FaceTracker:
         track.first_seen = track.seen_since
         return self._recognized(track, votes, timestamp)
 
-    def _event(self, kind: str, track: Track, agreeing: list[tuple[Match, tuple]], frames: int, timestamp: float,
-               person_id: str | None, name: str | None) -> Event:
+    def _event(self, kind: str, track: Track, agreeing: list[tuple[Match, tuple, float | None]], frames: int,
+               timestamp: float, person_id: str | None, name: str | None) -> Event:
         box = tuple(int(round(v)) for v in agreeing[-1][1])
-        score = float(np.mean([match.score for match, _ in agreeing]))
-        return Event(kind=kind, device=self.device, camera=self.camera, person_id=person_id, name=name,
-                     score=round(score, 4), frames=frames, box=box, models=self.models, track_id=track.id,
-                     timestamp=timestamp)
+        score = float(np.mean([match.score for match, _, _ in agreeing]))
+        return Event(kind=kind, device_id=self.device_id, device=self.device, camera=self.camera, person_id=person_id,
+                     name=name, score=round(score, 4), frames=frames, box=box, models=self.models, track_id=track.id,
+                     timestamp=timestamp, liveness=self._liveness(agreeing) if kind == "recognized" else None)
+
+    def _liveness(self, agreeing: list[tuple[Match, tuple, float | None]]) -> Liveness | None:
+        """The mean p(live) of the agreeing frames that were checked, and the decision at the threshold."""
+        scores = [live for _, _, live in agreeing if live is not None]
+        if self.live_threshold is None or not scores:
+            return None
+        score = round(float(np.mean(scores)), 4)
+        return Liveness(score=score, live=score >= self.live_threshold, frames=len(scores))

@@ -22,7 +22,9 @@ _FIGURE_KEY = re.compile(r"^[A-Za-z0-9_]+$")
 # The event entity's state is a JSON object with "event_type"; the other keys become its attributes.
 _EVENT_TEMPLATE = ("{{ {'event_type': value_json.kind, 'person_id': value_json.person_id, "
                    "'name': value_json.name, 'score': value_json.score, 'camera': value_json.camera, "
-                   "'event_id': value_json.id} | to_json }}")
+                   "'event_id': value_json.id, "
+                   "'live': value_json.liveness.live if value_json.liveness else none, "
+                   "'liveness': value_json.liveness.score if value_json.liveness else none} | to_json }}")
 
 
 def device_block(topics: Topics, device_name: str) -> dict[str, Any]:

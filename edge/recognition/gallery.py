@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EdgeError
+from ..names import same_name
 from ..runtime.model_files import EmbedderIdentity
 from ..safe_read import read_regular_file
 from ..untrusted import dump_json, parse_json, text_problem
@@ -96,8 +97,17 @@ class Gallery:
         return next((person for person in self.people if person.name == name_or_id), None)
 
     def remove(self, name_or_id: str) -> Person:
-        """Remove and return a person, or raise naming what was not found."""
+        """Remove and return the person with this id or name, the name as a person types it (Unicode
+        form and letter case do not matter, see :mod:`edge.names`); raise naming what was not found,
+        or who is meant when the name fits several people."""
         person = self.find(name_or_id)
+        if person is None:
+            alike = [p for p in self.people if same_name(p.name, name_or_id)]
+            if len(alike) > 1:
+                people = ", ".join(f"{p.name} ({p.id})" for p in alike)
+                raise GalleryError(f"{len(alike)} enrolled people are named {name_or_id!r} but for letter case: "
+                                   f"{people}; give the exact name or the id")
+            person = alike[0] if alike else None
         if person is None:
             raise GalleryError(f"no enrolled person with id or name {name_or_id!r}")
         self.people.remove(person)

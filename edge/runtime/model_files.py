@@ -11,7 +11,8 @@ from pathlib import Path
 from ..errors import ModelFileError
 
 MANIFEST_NAME = "manifest.json"
-NORMALIZATIONS = ("fixed", "prewhiten")
+NORMALIZATIONS = ("fixed", "prewhiten", "raw")
+COLOURS = ("RGB", "BGR")
 ALIGNMENTS = ("margin", "landmarks")  # face preparations of edge.vision.align.ALIGNERS
 
 
@@ -23,17 +24,23 @@ class ModelSpec:
     file: str
     sha256: str
     size_bytes: int
-    kind: str  # pnet, rnet, onet or embedder
+    kind: str  # pnet, rnet, onet, embedder or antispoof
     family: str
     quantization: str  # float32 or int8
     input_size: tuple[int, int] | None  # (height, width); None when any size is accepted
-    normalization: str  # fixed: (x - 127.5) / 128; prewhiten: per-image standardisation
+    normalization: str  # fixed: (x - 127.5) / 128; prewhiten: per-image standardisation; raw: 0..255 as is
     embedding_size: int | None
     batch: int | None  # fixed batch size, or None when any batch is accepted
     match_threshold: float | None  # cosine similarity at FAR 1e-3 on LFW (embedders)
     alignment: str = "margin"  # face preparation the threshold was measured with (edge.vision.align.ALIGNERS)
     flip_fusion: bool = False  # embedding = normalised sum of the face's and its mirror image's
     impostor_tail: tuple[tuple[float, float], ...] = ()  # (far, cosine) on LFW cross-identity pairs (embedders)
+    input_color: str = "RGB"  # channel order of the input: RGB, or BGR (antispoof)
+    crop_scale: float | None = None  # antispoof: crop side = face box side x this, about the box's centre
+    live_class: int | None = None  # antispoof: index of the "live" class in the softmax output
+    # antispoof: our MTCNN box -> the box the model was trained on: width and height factors, downward
+    # shift of the centre in box heights (measured, docs/liveness.md)
+    box_mapping: tuple[float, float, float] = (1.0, 1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,23 @@ class EmbedderIdentity:
         """The identity of the embeddings an embedder's manifest entry produces."""
         return cls(model=spec.name, sha256=spec.sha256, embedding_size=int(spec.embedding_size or 0),
                    alignment=spec.alignment, flip_fusion=spec.flip_fusion)
+
+    def differences(self, other: EmbedderIdentity) -> str:
+        """What differs from ``other``, in words, each as "this vs other" ("" when nothing does), e.g.
+        ``model file sha256 3f2a9c01... vs 7b1e0d44... (the same name, another file)``."""
+        said = []
+        if self.model != other.model:
+            said.append(f"model {self.model} vs {other.model}")
+        if self.sha256 != other.sha256:
+            same = " (the same name, another file)" if self.model == other.model else ""
+            said.append(f"model file sha256 {self.sha256[:8]}... vs {other.sha256[:8]}...{same}")
+        if self.embedding_size != other.embedding_size:
+            said.append(f"embedding size {self.embedding_size} vs {other.embedding_size}")
+        if self.alignment != other.alignment:
+            said.append(f"face alignment {self.alignment} vs {other.alignment}")
+        if self.flip_fusion != other.flip_fusion:
+            said.append(f"flip fusion {'on' if self.flip_fusion else 'off'} vs {'on' if other.flip_fusion else 'off'}")
+        return ", ".join(said)
 
 
 def default_models_dir() -> Path:
@@ -82,6 +106,10 @@ def _spec_from_entry(name: str, entry: dict, manifest_path: Path) -> ModelSpec:
                 f"{manifest_path}: model {name!r} has alignment {alignment!r}, "
                 f"expected one of {', '.join(ALIGNMENTS)}"
             )
+        input_color = entry.get("input_color", "RGB")
+        if input_color not in COLOURS:
+            raise ModelFileError(f"{manifest_path}: model {name!r} has input_color {input_color!r}, "
+                                 f"expected one of {', '.join(COLOURS)}")
         return ModelSpec(
             name=name,
             file=entry["file"],
@@ -98,6 +126,11 @@ def _spec_from_entry(name: str, entry: dict, manifest_path: Path) -> ModelSpec:
             alignment=alignment,
             flip_fusion=bool(entry.get("flip_fusion", False)),
             impostor_tail=tuple((float(far), float(cosine)) for far, cosine in entry.get("impostor_tail", ())),
+            input_color=input_color,
+            crop_scale=float(entry["crop_scale"]) if entry.get("crop_scale") is not None else None,
+            live_class=int(entry["live_class"]) if entry.get("live_class") is not None else None,
+            box_mapping=tuple(float(entry.get("box_mapping", {}).get(k, d))
+                              for k, d in (("width", 1.0), ("height", 1.0), ("shift_y", 0.0))),
         )
     except KeyError as missing:
         raise ModelFileError(f"{manifest_path}: model {name!r} lacks key {missing}") from None
