@@ -9,11 +9,13 @@ own files go to a temporary folder).
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import io
 import json
 import math
 import os
+import shutil
 import tempfile
 import typing
 from pathlib import Path
@@ -36,6 +38,7 @@ from mqtt_producer import make_event
 EXAMPLES = int(os.environ.get("EDGE_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 WORK = Path(tempfile.mkdtemp(prefix="edge-fuzz-"))
+atexit.register(shutil.rmtree, WORK, ignore_errors=True)
 set_hypothesis_home_dir(WORK / "hypothesis")  # hypothesis's own files (constants it collects) stay out of the tree
 
 # JSON-like values, with the awkward ones: NaN, infinities, huge numbers, control characters, surrogates
