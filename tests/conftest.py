@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from edge import config as config_module
 from edge.runtime.model_files import Manifest, default_models_dir, load_manifest
 from edge.runtime.sample_data import celebrity_dataset
 
@@ -50,3 +51,14 @@ def mqtt_broker(tmp_path_factory):
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def as_a_user(tmp_path, monkeypatch) -> Path:
+    """This process as a user who is not root, on a machine without the service's
+    /etc/edge-facerec/config.yaml, with $XDG_CONFIG_HOME and $XDG_STATE_HOME in tmp_path."""
+    monkeypatch.setattr(config_module.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(config_module, "SERVICE_CONFIG_PATH", tmp_path / "etc" / "config.yaml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path

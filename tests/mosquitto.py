@@ -26,10 +26,13 @@ USERS = {"edge-facerec": "daemon-pw", "edge-actions": "actions-pw", "homeassista
 
 
 def available() -> str | None:
-    """Why the broker cannot run here, or None."""
-    for tool in (MOSQUITTO, shutil.which("mosquitto_passwd"), shutil.which("openssl")):
-        if tool is None or not os.access(tool, os.X_OK):
-            return "mosquitto, mosquitto_passwd or openssl is not installed (apt install mosquitto openssl)"
+    """Why the broker cannot run here (naming what is missing and how to install it), or None."""
+    tools = {"mosquitto": MOSQUITTO, "mosquitto_passwd": shutil.which("mosquitto_passwd"),
+             "openssl": shutil.which("openssl")}
+    missing = [name for name, tool in tools.items() if tool is None or not os.access(tool, os.X_OK)]
+    if missing:
+        return (f"{' and '.join(missing)} not installed, needed for the test broker "
+                f"(sudo apt install mosquitto openssl)")
     return None
 
 
@@ -65,6 +68,7 @@ class Broker:
     folder: Path
     tls: bool = True
     acl: str | None = None  # mosquitto ACL file text; None: every authenticated user may do anything
+    settings: tuple[str, ...] = ()  # more mosquitto.conf lines, e.g. "max_packet_size 4000"
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     cert_port: int = field(default_factory=free_port)  # TLS with a required client certificate
@@ -85,7 +89,7 @@ class Broker:
                  f"log_dest file {self.folder / 'mosquitto.log'}", "log_type error", "log_type warning",
                  "log_type notice", "log_type information",
                  f"user {pwd.getpwuid(os.getuid()).pw_name}",  # as root: keep root, the files are root's
-                 f"listener {self.port} 127.0.0.1"]
+                 *self.settings, f"listener {self.port} 127.0.0.1"]
         if self.acl is not None:
             (self.folder / "acl").write_text(self.acl)
             lines.insert(3, f"acl_file {self.folder / 'acl'}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 needs_systemd_analyze = pytest.mark.skipif(shutil.which("systemd-analyze") is None,
-                                           reason="systemd-analyze is not installed")
+                                           reason="systemd-analyze is not installed (sudo apt install systemd)")
 
 
 def verify_problems(unit: Path) -> str:

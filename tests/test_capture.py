@@ -1,6 +1,7 @@
 """The capture thread hands out the newest frame only, counts drops, and survives a failing camera."""
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -153,12 +154,36 @@ def test_sources_are_chosen_by_the_configured_name(tmp_path):
     camera = open_source(CameraConfig(source="0"))
     assert isinstance(camera, OpenCVSource) and not camera.is_file
     assert not open_source(CameraConfig(source="rtsp://192.0.2.1/stream")).is_file
+    (tmp_path / "clip.mp4").write_bytes(b"")
     assert open_source(CameraConfig(source=str(tmp_path / "clip.mp4"))).is_file
+    with pytest.raises(CaptureError, match="no such video file"):  # a configuration mistake: exit status 2
+        open_source(CameraConfig(source=str(tmp_path / "absent.mp4")))
 
 
-def test_an_absent_camera_is_a_capture_error_naming_it():
-    with pytest.raises(CaptureError, match="/dev/video97: cannot open camera"):
-        OpenCVSource("/dev/video97", CameraConfig(source="/dev/video97")).open()
+@pytest.mark.parametrize("source", ["/dev/video97", "97"])
+def test_an_absent_camera_is_a_capture_error_naming_it(source):
+    with pytest.raises(CaptureError, match=f"^{source}: no camera at /dev/video97 "):
+        OpenCVSource(source, CameraConfig(source=source)).open()
+
+
+def test_a_video_file_opencv_cannot_read_is_named_so(tmp_path):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"\0" * 1000)
+    with pytest.raises(CaptureError, match="broken.mp4: cannot be read as a video"):
+        OpenCVSource(str(path), CameraConfig(source=str(path))).open()
+
+
+def test_a_camera_that_stays_absent_is_reported_once_while_it_is_retried(tmp_path, caplog):
+    missing = tmp_path / "absent.mp4"
+    capture = CaptureThread(OpenCVSource(str(missing), CameraConfig(source=str(missing))), max_backoff_s=1.0)
+    with caplog.at_level(logging.DEBUG, logger="edge.daemon.capture"):
+        capture.start()
+        assert wait_for(lambda: capture.failures >= 3, 15), capture.state
+        capture.stop()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"camera failed: {missing}: video file not found; retrying in the background")
+    assert sum("video file not found" in r.getMessage() for r in caplog.records) >= 3  # each retry, at debug level
 
 
 def test_picamera2_missing_is_one_line_saying_how_to_install_it():

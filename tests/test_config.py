@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from edge import config as config_module
 from edge.config import Config, ConfigError, load_config
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "config.example.yaml"
@@ -40,11 +41,11 @@ def test_the_example_config_loads_and_shows_every_key_with_its_default():
     ("camera:\n  sauce: 0\n", "unknown key camera.sauce"),
     ("events:\n  window: five\n", "events.window must be a whole number"),
     ("detector:\n  tracking: 1\n", "detector.tracking must be true or false"),
-    ("recognition:\n  threshold: 1.5\n", "recognition.threshold must be between 0 and 1"),
+    ("recognition:\n  threshold: 1.5\n", "recognition.threshold must be more than 0 and less than 1, got 1.5"),
     ("events:\n  window: 2\n  needed: 3\n", "events.needed (3) must not exceed events.window (2)"),
     ("camera: [1, 2]\n", "camera must be a mapping"),
-    ("motion:\n  min_area: 0\n", "motion.min_area must be in (0, 1]"),
-    ("motion:\n  keepalive_s: -1\n", "motion.keepalive_s must be positive"),
+    ("motion:\n  min_area: 0\n", "motion.min_area must be more than 0 and at most 1"),
+    ("motion:\n  keepalive_s: -1\n", "motion.keepalive_s must be more than 0 and at most 3600"),
     ("camera:\n  source: [\n", "not valid YAML"),
 ])
 def test_a_bad_value_is_one_line_naming_the_key(tmp_path, text, named):
@@ -95,3 +96,56 @@ def test_password_from_the_environment_never_shows(tmp_path):
 def test_an_unreadable_password_file_is_named(tmp_path):
     with pytest.raises(ConfigError, match="mqtt.password_file .*absent.*cannot read"):
         load_config(write(tmp_path, f"mqtt:\n  password_file: {tmp_path / 'absent'}\n"))
+
+
+def test_a_user_gets_the_xdg_folders(as_a_user):
+    config = Config()
+    assert config.recognition.gallery == as_a_user / "state" / "edge-facerec" / "gallery.npz"
+    assert config.mqtt.outbox == as_a_user / "state" / "edge-facerec" / "outbox.sqlite3"
+    assert config_module.default_config_path() == as_a_user / "config" / "edge-facerec" / "config.yaml"
+    assert load_config(EXAMPLE) == config  # the example's null paths mean the same
+
+
+def test_xdg_variables_that_are_not_absolute_are_ignored(as_a_user, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", "relative/state")
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    assert Config().recognition.gallery == Path.home() / ".local" / "state" / "edge-facerec" / "gallery.npz"
+    assert config_module.default_config_path() == Path.home() / ".config" / "edge-facerec" / "config.yaml"
+
+
+def test_root_or_an_installed_service_gets_the_service_folders(as_a_user, monkeypatch):
+    service_config = as_a_user / "etc" / "config.yaml"
+    service_config.parent.mkdir()
+    service_config.write_text("{}\n")
+    assert Config().recognition.gallery == Path("/var/lib/edge-facerec/gallery.npz")  # a user on the device
+    assert config_module.default_config_path() == service_config
+    service_config.unlink()
+    monkeypatch.setattr(config_module.os, "geteuid", lambda: 0)
+    assert Config().mqtt.outbox == Path("/var/lib/edge-facerec/outbox.sqlite3")
+    assert config_module.default_config_path() == service_config
+
+
+def test_without_a_config_path_the_default_file_is_read_when_there_is_one(as_a_user):
+    assert config_module.load_config_or_defaults(None) == (Config(), None)
+    own = as_a_user / "config" / "edge-facerec" / "config.yaml"
+    own.parent.mkdir(parents=True)
+    own.write_text("camera:\n  source: /dev/video2\n")
+    config, read = config_module.load_config_or_defaults(None)
+    assert read == own and config.camera.source == "/dev/video2"
+    with pytest.raises(ConfigError, match="config file not found"):  # a path given must exist
+        config_module.load_config_or_defaults(as_a_user / "absent.yaml")
+
+
+def test_a_service_config_this_user_may_not_look_at_counts_as_the_service(as_a_user, monkeypatch):
+    """On the device /etc/edge-facerec is 0750: a user outside its group gets one line, not a traceback."""
+    real_stat = Path.stat
+
+    def stat(path, *args, **kwargs):
+        if path == config_module.SERVICE_CONFIG_PATH:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat)
+    assert config_module.runs_as_service() and Config().recognition.gallery == Path("/var/lib/edge-facerec/gallery.npz")
+    with pytest.raises(ConfigError, match=f"^{config_module.SERVICE_CONFIG_PATH}: "):
+        config_module.load_config_or_defaults(None)

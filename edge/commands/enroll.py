@@ -36,16 +36,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import NoReturn
 
-from ..config import DEFAULT_CONFIG_PATH, Config, load_config
+from ..config import Config, default_config_path, load_config_or_defaults
 from ..enroll.daemon_notify import DEFAULT_UNIT, NotifyError, notify_daemon
 from ..enroll.photos import scan_source
-from ..enroll.report import (Progress, export_aligned, private_folder, report_dict, summary_table,
+from ..enroll.report import (Progress, export_aligned, listed, private_folder, report_dict, summary_table,
                              write_contact_sheets, write_report)
 from ..enroll.session import apply_to_gallery, gallery_lock, make_enroller, previous_gallery
 from ..enroll.selection import EnrollmentSettings, PersonOutcome, likely_same_people
 from ..errors import EdgeError
 from ..recognition import gallery as gallery_file
 from ..recognition.gallery import Gallery
+from ..untrusted import printable
 
 EXIT_OK, EXIT_PERSON_EMPTY, EXIT_USAGE, EXIT_NOTHING, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -65,11 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("source", nargs="?", type=Path, metavar="SOURCE", help="folder with one folder of photos per person")
     what = parser.add_argument_group("instead of enrolling")
     what.add_argument("--list", action="store_true", help="list the enrolled people and exit")
-    what.add_argument("--remove", metavar="NAME_OR_ID", help="remove one enrolled person (by name or id)")
+    what.add_argument("--remove", metavar="NAME_OR_ID",
+                      help="remove one enrolled person, by id or by name (in any letter case, as edge-actions matches)")
     where = parser.add_argument_group("gallery")
-    where.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
+    where.add_argument("--config", type=Path,
                        help=f"the daemon's configuration, for the gallery path, embedder and quality thresholds "
-                            f"(default {DEFAULT_CONFIG_PATH}; built-in defaults when that file does not exist)")
+                            f"(default {default_config_path()}; built-in defaults when that file does not exist)")
     where.add_argument("--gallery", type=Path, help="gallery file (default: recognition.gallery of the configuration)")
     where.add_argument("--replace", action="store_true",
                        help="the gallery becomes exactly the people in SOURCE (default: merge: people in SOURCE are "
@@ -113,13 +115,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def read_config(path: Path) -> Config:
-    """The daemon's configuration; the built-in defaults when the default file does not exist."""
-    if path == DEFAULT_CONFIG_PATH and not path.exists():
-        return Config()
-    return load_config(path)
-
-
 def list_people(path: Path) -> int:
     """Print the enrolled people."""
     if not path.exists():
@@ -127,9 +122,10 @@ def list_people(path: Path) -> int:
         return EXIT_OK
     gallery = gallery_file.load(path)
     print(f"{path}: {len(gallery.people)} people, embedder {gallery.embedder.model}")
-    width = max([len(p.name) for p in gallery.people] + [4])
+    width = max([len(printable(p.name)) for p in gallery.people] + [4])
     for person in gallery.people:
-        print(f"  {person.name:{width}s}  {person.id}  {len(person.embeddings):3d} photos  enrolled {person.enrolled}")
+        print(f"  {printable(person.name):{width}s}  {person.id}  {len(person.embeddings):3d} photos  "
+              f"enrolled {printable(person.enrolled)}")
     return EXIT_OK
 
 
@@ -139,10 +135,10 @@ def remove_person(args: argparse.Namespace, path: Path) -> int:
         gallery = gallery_file.load(path)
         person = gallery.remove(args.remove)
         if args.dry_run:
-            print(f"would remove {person.name} ({person.id}); --dry-run: gallery unchanged")
+            print(f"would remove {printable(person.name)} ({person.id}); --dry-run: gallery unchanged")
             return EXIT_OK
         gallery_file.save(gallery, path, allow_empty=True)
-    print(f"removed {person.name} ({person.id}) from {path}")
+    print(f"removed {printable(person.name)} ({person.id}) from {path}")
     if args.notify_daemon:
         tell_daemon(args)
     return EXIT_OK
@@ -242,9 +238,12 @@ def print_summary(args: argparse.Namespace, path: Path, run: EnrollRun, report: 
     print(summary_table(run.people))
     for person in run.people:
         for warning in person.warnings:
-            print(f"warning: {person.name}: {warning}")
-    for where, why in run.ignored:
-        print(f"ignored: {where.name}: {why}")
+            print(f"warning: {printable(person.name)}: {printable(warning)}")
+    by_reason: dict[str, list[str]] = {}  # every entry not used, also inside person folders (links, FIFOs ...)
+    for where, why in run.ignored + [entry for person in run.people for entry in person.folder.ignored]:
+        by_reason.setdefault(why, []).append(f"ignored: {printable(str(where.relative_to(args.source)))}: {why}")
+    for line in [line for lines in by_reason.values() for line in listed(lines)]:
+        print(line)
     if args.export_aligned:
         print(f"exported {report['exported_aligned']} aligned faces to {args.export_aligned}")
     per_photo = f", {report['seconds_per_photo'] * 1000:.0f} ms per photo" if report["seconds_per_photo"] else ""
@@ -274,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     previous_handler = signal.signal(signal.SIGTERM, _terminate)  # SIGTERM unwinds like Ctrl-C
     try:
-        config = read_config(args.config)
+        config, _ = load_config_or_defaults(args.config)
         path = args.gallery or config.recognition.gallery
         if args.list:
             return list_people(path)

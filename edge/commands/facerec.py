@@ -1,9 +1,16 @@
 """edge-facerec: the daemon. Wires camera, models, gallery, pipeline, sinks, signals and systemd.
 
+Events go to stdout as JSON lines (docs/events.md), the log to stderr. Without --config it reads
+/etc/edge-facerec/config.yaml when running as the service (as root, or where that file exists),
+else ~/.config/edge-facerec/config.yaml when it exists, else it runs on the built-in defaults
+(camera 0; the gallery in /var/lib/edge-facerec for the service, else in ~/.local/state/edge-facerec).
+
 SIGTERM/SIGINT: stop the camera, finish the frame in hand, flush the sinks, exit 0.
 SIGHUP: reload the gallery (a bad new gallery keeps the old one), the camera keeps running.
 Under systemd (Type=notify): READY=1 once the models are loaded and the camera delivers
-frames, WATCHDOG=1 only while frames are being processed.
+frames, WATCHDOG=1 only while frames are being processed and no supervised thread has stopped
+(edge/supervision.py: the status ``state`` then says ``failed: ...`` and systemd restarts the
+service when the watchdog runs out).
 """
 from __future__ import annotations
 
@@ -14,10 +21,11 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import DEFAULT_CONFIG_PATH, Config, load_config
+from ..config import Config, default_config_path, load_config_or_defaults
 from ..daemon.capture import CaptureThread, ImageFolderSource, OpenCVSource, open_source
 from ..daemon.pipeline import Pipeline
 from ..daemon.sd_notify import Notifier
@@ -29,6 +37,8 @@ from ..recognition.gallery import Gallery, GalleryError
 from ..recognition.gallery import load as load_gallery
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
+from ..runtime.native_logs import quiet_opencv
+from ..supervision import Health
 from ..vision.detector import DetectorSettings, MTCNNDetector
 from ..vision.device_tuning import ModelChoice, chosen, device_tuning
 from ..vision.liveness import LivenessChecker, liveness_specs
@@ -40,15 +50,17 @@ log = logging.getLogger("edge-facerec")
 TICK_S = 0.2  # how often the main thread looks at signals, the watchdog and the status timer
 
 
-def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None) -> FanOutSink:
-    """stdout (JSON lines unless ``stdout`` is given), the MQTT publisher when enabled, and any ``extra`` sinks."""
+def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None,
+                health: Health | None = None) -> FanOutSink:
+    """stdout (JSON lines unless ``stdout`` is given), the MQTT publisher when enabled (reporting to ``health``),
+    and any ``extra`` sinks."""
     sinks: list[EventSink] = [stdout or StdoutSink(), *extra]
     if config.mqtt.enabled:
         try:
             from ..mqtt.publisher import MqttPublisher
         except ImportError as error:
             raise EdgeError(f"mqtt.enabled is true but the MQTT publisher is not available ({error})") from None
-        sinks.append(MqttPublisher(config))
+        sinks.append(MqttPublisher(config, health))
     return FanOutSink(sinks)
 
 
@@ -63,6 +75,8 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self._stop = stop or threading.Event()
         self._reload = reload or threading.Event()
+        self.health = Health()
+        source = open_source(config.camera)  # first: a video file that is not there is a configuration mistake
         choice = choice or chosen(config)  # the models' variants and threads (main() passes the device tuning's)
         detector = MTCNNDetector(DetectorSettings(min_face_size=config.detector.min_face,
                                                   quantization=choice.detector_quantization,
@@ -80,13 +94,13 @@ class Daemon:
                                    choice.liveness_threads) if liveness.enabled else None)
         if checker is not None:
             self.models["liveness"] = "+".join(checker.names)
-        self.sink = build_sinks(config, extra_sinks or [], stdout)
+        self.sink = build_sinks(config, extra_sinks or [], stdout, self.health)
         self.stats = PipelineStats()
-        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, checker)
-        source = open_source(config.camera)
+        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, checker,
+                                 self.health)
         finite = isinstance(source, ImageFolderSource) or (isinstance(source, OpenCVSource) and source.is_file)
         self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
-                                     lossless=finite and not config.camera.realtime)
+                                     lossless=finite and not config.camera.realtime, health=self.health)
         self.final_status: dict[str, Any] | None = None
 
     def request_stop(self) -> None:
@@ -96,7 +110,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """The operator figures now."""
         return self.stats.snapshot(self.capture.captured, self.capture.dropped, self.capture.state,
-                                   self.pipeline.presence.present)
+                                   self.pipeline.presence.present, self.health.state)
 
     def run(self) -> int:
         """Capture and process until stopped (0), the source ends (0) or the pipeline fails (1)."""
@@ -126,12 +140,18 @@ class Daemon:
         interval = self.config.events.status_interval_s
         next_status = time.monotonic() + interval
         pinged_at = 0
+        unhealthy_reported = False
         while not self._stop.wait(TICK_S):
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload_gallery()
             processed = self.stats.frames_processed
-            if processed > pinged_at and self.notifier.watchdog():
+            if not self.health.alive:  # a supervised thread stopped: no more pings, systemd restarts us
+                if not unhealthy_reported:
+                    log.critical("%s: the watchdog is no longer pinged", self.health.state)
+                    self.notifier.status(self.health.state)
+                    unhealthy_reported = True
+            elif processed > pinged_at and self.notifier.watchdog():
                 pinged_at = processed
             if time.monotonic() >= next_status:
                 next_status += interval
@@ -165,8 +185,8 @@ class Daemon:
     def _load_gallery(self, missing_ok: bool) -> Gallery:
         path = self.config.recognition.gallery
         if missing_ok and not Path(path).exists():
-            log.warning("%s: no gallery yet, every face is unknown (enroll people with edge-enroll, then "
-                        "systemctl reload edge-facerec)", path)
+            log.warning("%s: no gallery yet, every face is unknown (enroll people with edge-enroll; a running daemon "
+                        "reads the gallery again on SIGHUP: systemctl reload edge-facerec for the service)", path)
             return Gallery(self.encoder.identity)
         return load_gallery(path)
 
@@ -177,7 +197,8 @@ class Daemon:
         log.info("status %s", json.dumps(status, separators=(",", ":")))
         self.sink.publish_status(status)
         frames = status["frames"]
-        self.notifier.status(f"{status['camera']}; {frames['processed']} frames processed, {status['fps']} fps")
+        health = "" if status["state"] == "ok" else f"{status['state']}; "
+        self.notifier.status(f"{health}{status['camera']}; {frames['processed']} frames processed, {status['fps']} fps")
 
     def _shutdown(self) -> int:
         self.notifier.stopping()
@@ -196,23 +217,34 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``edge-facerec``."""
     parser = argparse.ArgumentParser(prog="edge-facerec", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH,
-                        help=f"YAML configuration (default {DEFAULT_CONFIG_PATH})")
+    parser.add_argument("--config", type=Path,
+                        help=f"YAML configuration (default {default_config_path()} when it exists, else the built-in "
+                             f"defaults; every setting: config/config.example.yaml)")
+    parser.add_argument("--camera", metavar="SOURCE",
+                        help="camera.source instead of the configured one: a V4L2 index (0) or device (/dev/video0), "
+                             "a video file, a folder of images, an rtsp:// or http(s):// URL, or picamera2")
+    parser.add_argument("--readable", action="store_true", help="events as readable lines instead of JSON lines")
     parser.add_argument("--tune", action="store_true",
                         help="time the models' variants and threads on this device, store the choice (tuning.file), "
                              "print the table and exit")
     args = parser.parse_args(argv)
     try:  # a bad config, gallery or model: one line, exit status 2 (the unit does not restart on it)
-        config = load_config(args.config)
+        config, source = load_config_or_defaults(args.config)
+        if args.camera is not None:
+            config = replace(config, camera=replace(config.camera, source=args.camera))
         logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+        log.info("configuration %s, gallery %s", source or f"built in (no {default_config_path()})",
+                 config.recognition.gallery)
+        quiet_opencv()  # the capture thread reports a failing camera itself, once
         if args.tune:
             return tune(config)
         stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: reload.set())
-        daemon = Daemon(config, stop=stop, reload=reload, choice=chosen(config, device_tuning(config)))
+        daemon = Daemon(config, stop=stop, reload=reload, stdout=StdoutSink(readable=True) if args.readable else None,
+                        choice=chosen(config, device_tuning(config)))
     except EdgeError as error:
         print(f"edge-facerec: error: {error}", file=sys.stderr)
         return 2

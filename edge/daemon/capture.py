@@ -7,7 +7,8 @@ Every source yields BGR uint8 frames. :func:`open_source` picks the kind from th
 :class:`CaptureThread` reads one source on its own thread and keeps a single slot: a slow
 pipeline takes the newest frame and never works through stale ones; frames replaced before
 anybody took them are counted as dropped. A source that fails is closed and reopened after
-1, 2, 4 ... seconds (up to ``reopen_max_backoff_s``); the failure shows in :attr:`state`.
+1, 2, 4 ... seconds (up to ``reopen_max_backoff_s``); the failure shows in :attr:`state`, and
+is logged as a warning once, and again only when its reason changes.
 """
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ import numpy as np
 from ..config import CameraConfig
 from ..errors import EdgeError
 from ..image_files import IMAGE_SUFFIXES
+from ..safe_read import read_regular_file
+from ..supervision import Health, start_thread
 
 log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
+MAX_IMAGE_FILE_BYTES = 64 << 20  # an image of an image folder
 
 
 class CaptureError(EdgeError):
@@ -97,10 +101,14 @@ class OpenCVSource:
         target: int | str = int(self.name) if self.name.isdigit() else self.name
         if self._is_file and not Path(self.name).is_file():
             raise CaptureError(f"{self.name}: video file not found")
+        device = (f"/dev/video{target}" if isinstance(target, int)
+                  else self.name if self.name.startswith("/dev/") else None)
+        if device is not None and not Path(device).exists():
+            raise CaptureError(f"{self.name}: no camera at {device} (none connected? camera.source names the camera)")
         capture = cv2.VideoCapture(target, cv2.CAP_V4L2) if isinstance(target, int) else cv2.VideoCapture(target)
         if not capture.isOpened():
             capture.release()
-            raise CaptureError(f"{self.name}: cannot open camera or stream")
+            raise CaptureError(f"{self.name}: {self._why_not_opened(device)}")
         if not self._is_file:
             if self._config.width and self._config.height:
                 capture.set(cv2.CAP_PROP_FRAME_WIDTH, self._config.width)
@@ -114,6 +122,14 @@ class OpenCVSource:
         else:
             self._pacer = _Pacer(None)
         self._capture = capture
+
+    def _why_not_opened(self, device: str | None) -> str:
+        if self._is_file:
+            return "cannot be read as a video (damaged, or a format OpenCV cannot decode)"
+        if device is not None:
+            return (f"cannot open the camera at {device} (in use by another program? not allowed to this user: "
+                    "is it in the video group?)")
+        return "cannot open the stream (check the URL, the network and the credentials)"
 
     def read(self) -> np.ndarray | None:
         if self._capture is None:
@@ -166,7 +182,11 @@ class ImageFolderSource:
                 self._position = 0
             path = self._paths[self._position]
             self._position += 1
-            data = np.fromfile(str(path), dtype=np.uint8)
+            try:  # a FIFO named x.jpg must not hang the camera thread
+                data = np.frombuffer(read_regular_file(path, MAX_IMAGE_FILE_BYTES), np.uint8)
+            except OSError as error:
+                log.warning("%s: cannot read (%s), skipped", path, error.strerror or error)
+                continue
             image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if image is None:
                 log.warning("%s: not a readable image, skipped", path)
@@ -221,20 +241,25 @@ class Picamera2Source:
 
 
 def open_source(config: CameraConfig) -> FrameSource:
-    """The FrameSource ``config.source`` names (not yet opened)."""
+    """The FrameSource ``config.source`` names (not yet opened); CaptureError, a configuration mistake,
+    when it names a video file that does not exist (a camera may come later, a file will not)."""
     source = config.source.strip()
     if source == "picamera2":
         return Picamera2Source(config)
     if Path(source).is_dir():
         return ImageFolderSource(Path(source), config)
-    return OpenCVSource(source, config)
+    opened = OpenCVSource(source, config)
+    if opened.is_file and not Path(source).is_file():
+        raise CaptureError(f"camera.source {source!r}: no such video file or image folder (nor picamera2, a "
+                           "camera index or /dev/ device, or a stream URL)")
+    return opened
 
 
 class CaptureThread:
     """Reads a source on a thread; :meth:`latest` hands out the newest frame only."""
 
     def __init__(self, source: FrameSource, max_backoff_s: float = 30.0, lossless: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, health: Health | None = None) -> None:
         self.source = source
         self.max_backoff_s = max_backoff_s
         self.lossless = lossless  # wait for each frame to be taken (benchmarks on files): nothing dropped
@@ -242,7 +267,8 @@ class CaptureThread:
         self._condition = threading.Condition()
         self._slot: Frame | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._health = health or Health()
+        self._thread: threading.Thread | None = None
         self.captured = 0
         self.dropped = 0
         self.failures = 0
@@ -250,15 +276,16 @@ class CaptureThread:
         self.ended = False
 
     def start(self) -> None:
-        """Open the source and start capturing (failures are retried on the thread)."""
-        self._thread.start()
+        """Open the source and start capturing (failures are retried on the thread, which is supervised)."""
+        self._thread = start_thread("capture", self._run, self._health, log)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop capturing and release the source."""
         self._stop.set()
         with self._condition:
             self._condition.notify_all()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def latest(self, timeout: float | None = None) -> Frame | None:
         """Take the newest frame not taken yet, waiting up to ``timeout`` s; None when there is none
@@ -288,12 +315,15 @@ class CaptureThread:
 
     def _run(self) -> None:
         backoff = 1.0
+        reported = ""  # the failure last logged as a warning: a camera that stays absent is reported once
         while not self._stop.is_set():
             self.state = "opening"
             try:
                 self.source.open()
                 self.state = "running"
-                log.info("camera %s opened", self.source.name)
+                log.info("camera %s opened%s", self.source.name,
+                         f" after {self.failures} failed attempts" if self.failures else "")
+                reported = ""
                 while not self._stop.is_set():
                     image = self.source.read()
                     if image is None:
@@ -305,7 +335,12 @@ class CaptureThread:
                 self.failures += 1
                 reason = str(error) if isinstance(error, CaptureError) else f"{type(error).__name__}: {error}"
                 self.state = f"failed: {reason} (retrying in {backoff:g} s)"
-                log.warning("camera %s", self.state)
+                if reason != reported:
+                    log.warning("camera failed: %s; retrying in the background every 1 to %g s, reported again "
+                                "only if the reason changes (the status shows how it stands)", reason, self.max_backoff_s)
+                    reported = reason
+                else:
+                    log.debug("camera %s", self.state)
             finally:
                 self._close_source()
             if self._stop.wait(backoff):

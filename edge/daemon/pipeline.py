@@ -9,7 +9,11 @@ Faces are given their tracks first, and only the faces whose tracks want a match
 aligned, checked and embedded; a decided face is otherwise only followed.
 
 Runs on its own thread fed by :class:`edge.daemon.capture.CaptureThread`. Models are built once by
-the daemon and handed in; the matcher can be swapped while running (gallery reload).
+the daemon and handed in; the matcher can be swapped while running (gallery reload). The thread
+is supervised (edge/supervision.py): a frame whose processing fails is logged (once for a run of
+the same error), counted, skipped, and the next frame tried after a short backoff; failing frames
+are not "processed", so a pipeline that fails on every frame stops the watchdog pings. An error
+that escapes the loop itself ends the thread and the daemon (exit status 1).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from ..config import Config, MotionConfig
 from ..events import Event, EventSink
 from ..face import Face
 from ..recognition.matcher import Match, Matcher
+from ..supervision import Health, Retry, start_thread
 from ..vision.face_encoder import FaceEncoder
 from ..vision.gated_detection import FaceFinder, GatedDetector, GateSettings
 from ..vision.liveness import LivenessChecker
@@ -38,6 +43,8 @@ from .tracker import FaceTracker
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MARGIN = 0.25  # snapshot box grown by this fraction of the face size on each side
+FRAME_RETRY_S = 0.1  # after a frame failed, the next is taken after 0.1, 0.2, 0.4 ... s
+FRAME_RETRY_MAX_S = 5.0
 
 
 def motion_gate(finder: FaceFinder, motion: MotionConfig) -> GatedDetector:
@@ -65,7 +72,7 @@ class Pipeline:
 
     def __init__(self, config: Config, detector: FaceFinder, encoder: FaceEncoder, matcher: Matcher,
                  sink: EventSink, models: dict[str, str], stats: PipelineStats | None = None,
-                 liveness: LivenessChecker | None = None) -> None:
+                 liveness: LivenessChecker | None = None, health: Health | None = None) -> None:
         self.config = config
         self.detector = detector
         self.gate = motion_gate(detector, config.motion) if config.motion.enabled else None
@@ -74,6 +81,7 @@ class Pipeline:
         self.liveness = liveness
         self.sink = sink
         self.stats = stats or PipelineStats()
+        self.health = health or Health()
         self.tracker = FaceTracker(config.events, config.device_id, config.device.name, config.camera.name, models,
                                    config.liveness.threshold if liveness is not None else None)
         self.presence = PresenceTracker(config.events.away_after_s, config.device_id, config.device.name)
@@ -177,8 +185,7 @@ class Pipeline:
 
     def start(self, capture: CaptureThread) -> None:
         """Process the capture's newest frames on a worker thread until :meth:`stop` or the source ends."""
-        self._thread = threading.Thread(target=self._run, args=(capture,), name="pipeline", daemon=True)
-        self._thread.start()
+        self._thread = start_thread("pipeline", lambda: self._run(capture), self.health, log)
 
     def stop(self, timeout: float = 3.0) -> None:
         """Finish the frame in hand and stop."""
@@ -192,6 +199,7 @@ class Pipeline:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self, capture: CaptureThread) -> None:
+        failures = Retry("pipeline", self.health, log, FRAME_RETRY_S, FRAME_RETRY_MAX_S)
         try:
             while not self._stop.is_set():
                 frame = capture.latest(timeout=0.5)
@@ -200,10 +208,16 @@ class Pipeline:
                         break
                     self._update_presence_idle()
                     continue
-                self.process(frame)
-        except BaseException as error:  # reported by the daemon, which exits non-zero
-            log.exception("pipeline stopped by an error")
+                try:
+                    self.process(frame)
+                except Exception as error:  # this frame is skipped; the next one is tried
+                    self.stats.frame_failed()
+                    self._stop.wait(failures.failed(error, f"frame {frame.number}"))
+                else:
+                    failures.succeeded()
+        except BaseException as error:  # the daemon sees the thread end and exits non-zero
             self.error = error
+            raise
 
     def _update_presence_idle(self) -> None:
         for change in self.presence.expire(time.time()):

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..config import slug
+from ..untrusted import printable
 from .selection import SKIP_CODES, PersonOutcome, PhotoOutcome
 
 REPORT_FORMAT = "edge-enroll-report"
@@ -28,6 +29,7 @@ SKIP_WORDS = {"unreadable": "unreadable", "too_large": "too large", "no_face": "
               "several_faces": "several faces", "too_small": "face too small", "blurred": "blurred",
               "turned_away": "turned away", "duplicate": "duplicate", "inconsistent": "not matching"}
 assert tuple(SKIP_WORDS) == SKIP_CODES
+LISTED_PER_REASON = 5  # the summary names this many photos for each reason; report.json has every one
 
 
 class Progress:
@@ -45,7 +47,7 @@ class Progress:
             return
         filled = self.width * self.done // self.total
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:40s}")
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {printable(label)[:40]:40s}")
         self.stream.flush()
 
     def close(self) -> None:
@@ -64,17 +66,36 @@ def skipped_counts(person: PersonOutcome) -> dict[str, int]:
     return {code: n for code, n in counts.items() if n}
 
 
+def skipped_by_reason(people: list[PersonOutcome]) -> dict[str, list[tuple[PersonOutcome, int, PhotoOutcome]]]:
+    """The photos left out, by skip code in SKIP_CODES order: (person, the photo's number among the
+    person's photos as report.json and the contact sheets number it, from 1, the photo)."""
+    found: dict[str, list[tuple[PersonOutcome, int, PhotoOutcome]]] = {code: [] for code in SKIP_CODES}
+    for person in people:
+        for number, photo in enumerate(person.photos, 1):
+            if photo.code is not None:
+                found[photo.code].append((person, number, photo))
+    return {code: photos for code, photos in found.items() if photos}
+
+
+def listed(lines: list[str], most: int = LISTED_PER_REASON) -> list[str]:
+    """``lines`` when there are at most ``most``; else the first ``most`` and how many more."""
+    return lines if len(lines) <= most else lines[:most] + [f"  ... and {len(lines) - most} more"]
+
+
 def summary_table(people: list[PersonOutcome]) -> str:
-    """The per-person table: photos, accepted, skipped by reason; then each skipped file with why."""
-    width = max([len(p.name) for p in people] + [6])
+    """The per-person table: photos, accepted, skipped by reason; then the skipped files, a line per
+    reason with a few of them (each is in report.json, so 500 copies of a photo stay a few lines)."""
+    width = max([len(printable(p.name)) for p in people] + [6])
     lines = [f"{'person':{width}s}  photos  accepted  skipped"]
     for person in people:
         skipped = ", ".join(f"{n} {SKIP_WORDS[code]}" for code, n in skipped_counts(person).items()) or "-"
-        lines.append(f"{person.name:{width}s}  {len(person.photos):6d}  {len(person.accepted):8d}  {skipped}")
-    details = [f"  {photo.relative}: {photo.reason}" for person in people for photo in person.photos
-               if not photo.accepted]
-    if details:
-        lines += ["", "skipped photos:"] + details
+        lines.append(f"{printable(person.name):{width}s}  {len(person.photos):6d}  {len(person.accepted):8d}  {skipped}")
+    by_reason = skipped_by_reason(people)
+    if by_reason:
+        lines += ["", "skipped photos, by reason (report.json lists each):"]
+    for code, photos in by_reason.items():
+        lines.append(f"{SKIP_WORDS[code]}: {len(photos)} photo{'s' if len(photos) > 1 else ''}")
+        lines += listed([f"  {printable(photo.relative)}: {printable(photo.reason or '')}" for _, _, photo in photos])
     return "\n".join(lines)
 
 
@@ -111,8 +132,9 @@ def contact_sheet(person: PersonOutcome) -> np.ndarray | None:
 
 
 def private_folder(path: Path) -> Path:
-    """Create ``path`` (and parents) owner-only; return it."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` owner-only, and its folder too when that is new (the gallery's state folder); return it."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.mkdir(exist_ok=True, mode=0o700)
     os.chmod(path, 0o700)
     return path
 

@@ -58,8 +58,8 @@ def previous_gallery(path: Path, identity: EmbedderIdentity, replace: bool) -> G
     if existing.embedder != identity:
         if replace:
             return Gallery(identity)
-        raise GalleryError(f"{path}: made with {existing.embedder.model}, not the configured {identity.model}: "
-                           "enroll everyone again with --replace")
+        raise GalleryError(f"{path}: made by another embedder than the configured one (gallery vs configured: "
+                           f"{existing.embedder.differences(identity)}): enroll everyone again with --replace")
     return existing
 
 

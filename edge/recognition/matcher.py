@@ -95,11 +95,8 @@ class Matcher:
 
     def __init__(self, gallery: Gallery, embedder: EmbedderIdentity, threshold: float) -> None:
         if gallery.embedder != embedder:
-            raise GalleryError(
-                f"the gallery was made with {gallery.embedder.model} ({gallery.embedder.alignment} alignment"
-                f"{', flip fusion' if gallery.embedder.flip_fusion else ''}), not the running {embedder.model} "
-                f"({embedder.alignment}{', flip fusion' if embedder.flip_fusion else ''}): enroll again with edge-enroll"
-            )
+            raise GalleryError(f"the gallery was made by another embedder than the running one (gallery vs running: "
+                               f"{gallery.embedder.differences(embedder)}): enroll again with edge-enroll --replace")
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         self.threshold = threshold

@@ -59,6 +59,23 @@ class EmbedderIdentity:
         return cls(model=spec.name, sha256=spec.sha256, embedding_size=int(spec.embedding_size or 0),
                    alignment=spec.alignment, flip_fusion=spec.flip_fusion)
 
+    def differences(self, other: EmbedderIdentity) -> str:
+        """What differs from ``other``, in words, each as "this vs other" ("" when nothing does), e.g.
+        ``model file sha256 3f2a9c01... vs 7b1e0d44... (the same name, another file)``."""
+        said = []
+        if self.model != other.model:
+            said.append(f"model {self.model} vs {other.model}")
+        if self.sha256 != other.sha256:
+            same = " (the same name, another file)" if self.model == other.model else ""
+            said.append(f"model file sha256 {self.sha256[:8]}... vs {other.sha256[:8]}...{same}")
+        if self.embedding_size != other.embedding_size:
+            said.append(f"embedding size {self.embedding_size} vs {other.embedding_size}")
+        if self.alignment != other.alignment:
+            said.append(f"face alignment {self.alignment} vs {other.alignment}")
+        if self.flip_fusion != other.flip_fusion:
+            said.append(f"flip fusion {'on' if self.flip_fusion else 'off'} vs {'on' if other.flip_fusion else 'off'}")
+        return ", ".join(said)
+
 
 def default_models_dir() -> Path:
     """``$EDGE_MODELS_DIR``, else the models installed with the package, else the source tree's ``models/``."""

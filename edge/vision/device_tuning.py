@@ -39,6 +39,7 @@ from ..config import Config
 from ..errors import EdgeError
 from ..runtime.interpreter import make_interpreter, runtime_name
 from ..runtime.model_files import Manifest, ModelSpec, load_manifest, read_verified
+from ..runtime.native_logs import first_allocation_to_log
 from .detector import DetectorSettings, MTCNNDetector, resolve_quantization
 from .liveness import liveness_specs
 
@@ -257,7 +258,8 @@ def _time_interpreters(model: str, groups: dict[str, list[ModelSpec]], threads: 
                 index = interpreter.get_input_details()[0]["index"]
                 shape = [1, *spec.input_size, 3]  # one face, as the daemon runs them
                 interpreter.resize_tensor_input(index, shape, strict=False)
-                interpreter.allocate_tensors()
+                with first_allocation_to_log(log):  # TFLite's delegate line goes to the log, not the terminal
+                    interpreter.allocate_tensors()
                 interpreter.set_tensor(index, rng.uniform(-1, 1, shape).astype(np.float32))
                 interpreters.append(interpreter)
             ms, runs = _median_ms(lambda: [interpreter.invoke() for interpreter in interpreters], share)
