@@ -73,7 +73,7 @@ class StillScene:
 
 def run_here(spec: dict[str, Any]) -> dict[str, Any]:
     """One run in this process: cores busy, frames, detection calls."""
-    video = Path(spec["video"]) if spec["scene"] != "empty" else Path("still.mp4")
+    video = Path(spec["video"]) if spec["scene"] != "empty" else Path("0")  # a camera index, never opened: replaced
     daemon, _ = quiet_daemon(video_config(video, Path(spec["gallery"]), True, spec["threads"], motion=spec["motion"],
                                           device="benchmark"))
     if spec["scene"] == "empty":
