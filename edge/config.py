@@ -8,6 +8,8 @@ print as ``***``.
 """
 from __future__ import annotations
 
+import math
+import operator
 import os
 import re
 import types
@@ -16,9 +18,9 @@ from dataclasses import MISSING, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from .errors import EdgeError
+from .safe_read import read_regular_file
+from .untrusted import Bounds, UntrustedDataError, parse_yaml, printable, shown, text_problem
 
 SERVICE_CONFIG_PATH = Path("/etc/edge-facerec/config.yaml")
 SERVICE_STATE_DIR = Path("/var/lib/edge-facerec")
@@ -60,6 +62,8 @@ def default_state_dir() -> Path:
     """Where the gallery and the outbox go unless configured: ``/var/lib/edge-facerec`` for the service,
     else ``$XDG_STATE_HOME/edge-facerec`` (``~/.local/state/edge-facerec``)."""
     return SERVICE_STATE_DIR if runs_as_service() else _xdg("XDG_STATE_HOME", ".local/state") / "edge-facerec"
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few kB; this keeps a hostile one from costing memory
+MAX_PASSWORD_BYTES = 1 << 16
 
 
 class ConfigError(EdgeError):
@@ -118,10 +122,28 @@ class DetectorConfig:
     """MTCNN settings (see docs/detector.md)."""
 
     min_face: int = 40  # smallest face searched, pixels
-    quantization: Literal["auto", "int8", "float32"] = "auto"
-    threads: int = 2
+    quantization: Literal["auto", "int8", "float32"] = "auto"  # auto: the device tuning's choice (tuning:)
+    threads: int | None = None  # None: the device tuning's choice (2 without tuning)
     tracking: bool = True  # refine last positions, full pyramid every full_every frames
     full_every: int = 7
+
+
+@dataclass(frozen=True)
+class MotionConfig:
+    """Motion gating: the detector runs only when something moved, while faces are tracked, and every
+    keepalive_s (see docs/detector.md, "Motion gating"; edge/vision/motion.py, gated_detection.py)."""
+
+    enabled: bool = True
+    keepalive_s: float = 2.0  # nothing moving, nobody tracked: a full pass at least this often
+    region: bool = True  # motion that fits a half-width, half-height window: the pyramid searches only it
+    region_margin: float = 0.5  # around the motion's box, as a share of its larger side
+    thumbnail_width: int = 160  # grey thumbnail the motion is measured on, pixels
+    sensitivity: float = 4.0  # a pixel changed when it differs from the background by this many times its noise
+    min_noise: float = 1.0  # grey levels: the least noise assumed per thumbnail pixel
+    min_area: float = 0.002  # share of the thumbnail that must change to count as motion
+    learning_rate: float = 0.05  # how fast the background follows unchanged pixels (slow light changes)
+    moving_learning_rate: float = 0.01  # ... and changed ones (something that stays becomes background)
+    relearn_area: float = 0.7  # more changed than this at once (a light switched on): relearn the background
 
 
 @dataclass(frozen=True)
@@ -132,7 +154,7 @@ class RecognitionConfig:
     embedder: str | None = None  # manifest name; None: the manifest's default
     threshold: float | None = None  # cosine needed to name a person; None: from the manifest and the gallery size
     stranger_far: float = 0.001  # share of strangers' faces that may be taken for someone enrolled (sets the threshold)
-    threads: int = 2
+    threads: int | None = None  # None: the device tuning's choice (2 without tuning)
 
     def __post_init__(self) -> None:
         if self.gallery is None:
@@ -154,9 +176,9 @@ class LivenessConfig:
 
     enabled: bool = True
     models: tuple[str, ...] = ("minifasnetv2", "minifasnetv1se")  # MiniFASNet variants averaged
-    quantization: Literal["float32", "int8"] = "float32"  # int8 is slower on x86 and 0.01-0.02 less exact
+    quantization: Literal["auto", "float32", "int8"] = "float32"  # int8: slower on x86, 0.01-0.02 less exact; auto: tuned
     threshold: float = 0.7  # mean p(live) over a recognition's agreeing frames needed for "live" (docs/liveness.md)
-    threads: int = 2
+    threads: int | None = None  # None: the device tuning's choice (2 without tuning)
 
 
 @dataclass(frozen=True)
@@ -170,6 +192,21 @@ class EventsConfig:
     away_after_s: float = 300.0  # a person not recognized for this long becomes "away"
     snapshot: bool = False  # attach a JPEG of the face to events (biometric data: off by default)
     status_interval_s: float = 60.0  # status in the log and to the publisher
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Device tuning: the models' variants and threads the settings leave to it ("auto", None), timed on
+    this device on first start and kept while the CPU, runtime and models stay (docs/detector.md)."""
+
+    enabled: bool = True  # false: auto picks by CPU architecture, threads default to 2
+    file: Path | None = None  # the measured choice and its table; None: tuning.json in default_state_dir()
+    budget_s: float = 2.0  # seconds of timed runs (loading the models for them comes on top)
+    max_threads: int | None = None  # the most threads tried; None: the CPUs this process may use
+
+    def __post_init__(self) -> None:
+        if self.file is None:
+            object.__setattr__(self, "file", default_state_dir() / "tuning.json")
 
 
 @dataclass(frozen=True)
@@ -210,6 +247,8 @@ class MqttConfig(MqttClientConfig):
     outbox: Path | None = None  # events not yet acknowledged by the broker; None: outbox.sqlite3 in default_state_dir()
     outbox_max_events: int = 10000
     outbox_max_age_s: float = 7 * 24 * 3600.0
+    # the broker's largest packet, bytes (mosquitto's max_packet_size); None: unknown (MQTT 5 brokers state it)
+    max_packet_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.outbox is None:
@@ -223,10 +262,12 @@ class Config:
     device: DeviceConfig = field(default_factory=DeviceConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    motion: MotionConfig = field(default_factory=MotionConfig)
     recognition: RecognitionConfig = field(default_factory=RecognitionConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -242,39 +283,46 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text).strip("-") or "x"
 
 
-_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
-    "camera.width": lambda v: "must be positive" if v is not None and v <= 0 else None,
-    "camera.height": lambda v: "must be positive" if v is not None and v <= 0 else None,
-    "camera.fps": lambda v: "must be positive" if v is not None and v <= 0 else None,
-    "camera.reopen_max_backoff_s": lambda v: "must be at least 1" if v < 1 else None,
-    "detector.min_face": lambda v: "must be at least 12" if v < 12 else None,
-    "detector.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
-    "detector.full_every": lambda v: "must be at least 1" if v < 1 else None,
-    "recognition.threshold": lambda v: "must be between 0 and 1" if v is not None and not 0 < v < 1 else None,
-    "recognition.stranger_far": lambda v: "must be between 0 and 0.1" if not 0 < v <= 0.1 else None,
-    "recognition.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
-    "quality.min_face_px": lambda v: "must not be negative" if v < 0 else None,
-    "quality.min_sharpness": lambda v: "must not be negative" if v < 0 else None,
-    "quality.max_yaw": lambda v: "must be positive" if v <= 0 else None,
-    "liveness.models": lambda v: (None if v and set(v) <= {"minifasnetv2", "minifasnetv1se"} and len(set(v)) == len(v)
-                                  else "must list minifasnetv2, minifasnetv1se or both, once each"),
-    "liveness.threshold": lambda v: "must be between 0 and 1" if not 0 <= v <= 1 else None,
-    "liveness.threads": lambda v: "must be between 1 and 64" if not 1 <= v <= 64 else None,
-    "events.window": lambda v: "must be at least 1" if v < 1 else None,
-    "events.needed": lambda v: "must be at least 1" if v < 1 else None,
-    "events.unknown_after_frames": lambda v: "must be at least 1" if v < 1 else None,
-    "events.track_timeout_s": lambda v: "must be positive" if v <= 0 else None,
-    "events.away_after_s": lambda v: "must be positive" if v <= 0 else None,
-    "events.status_interval_s": lambda v: "must be positive" if v <= 0 else None,
-    "mqtt.outbox_max_events": lambda v: "must be at least 1" if v < 1 else None,
-    "mqtt.outbox_max_age_s": lambda v: "must be positive" if v <= 0 else None,
-    "mqtt.discovery_prefix": lambda v: "must not be empty or contain + # or a leading /" if _bad_topic_part(v) else None,
+# Every number a config holds has documented bounds (config/config.example.yaml); tests check none is missing.
+_BOUNDS: dict[str, Bounds] = {
+    "camera.width": Bounds(1, 16384),
+    "camera.height": Bounds(1, 16384),
+    "camera.fps": Bounds(0, 1000, low_open=True),
+    "camera.reopen_max_backoff_s": Bounds(1, 3600),
+    "detector.min_face": Bounds(12, 4096),
+    "detector.threads": Bounds(1, 64),
+    "detector.full_every": Bounds(1, 1000),
+    "motion.keepalive_s": Bounds(0, 3600, low_open=True),
+    "motion.region_margin": Bounds(0, 10),
+    "motion.thumbnail_width": Bounds(16, 640),
+    "motion.sensitivity": Bounds(0, 100, low_open=True),
+    "motion.min_noise": Bounds(0, 255, low_open=True),
+    "motion.min_area": Bounds(0, 1, low_open=True),
+    "motion.learning_rate": Bounds(0, 1, low_open=True),
+    "motion.moving_learning_rate": Bounds(0, 1, low_open=True),
+    "motion.relearn_area": Bounds(0, 1, low_open=True),
+    "recognition.threshold": Bounds(0, 1, low_open=True, high_open=True),
+    "recognition.stranger_far": Bounds(0, 0.1, low_open=True),
+    "recognition.threads": Bounds(1, 64),
+    "quality.min_face_px": Bounds(0, 4096),
+    "quality.min_sharpness": Bounds(0, 100000),
+    "quality.max_yaw": Bounds(0, 10, low_open=True),
+    "liveness.threshold": Bounds(0, 1),
+    "liveness.threads": Bounds(1, 64),
+    "events.window": Bounds(1, 1000),
+    "events.needed": Bounds(1, 1000),
+    "events.unknown_after_frames": Bounds(1, 10000),
+    "events.track_timeout_s": Bounds(0, 3600, low_open=True),
+    "events.away_after_s": Bounds(0, 30 * 24 * 3600, low_open=True),
+    "events.status_interval_s": Bounds(0, 24 * 3600, low_open=True),
+    "tuning.budget_s": Bounds(0.1, 60),
+    "tuning.max_threads": Bounds(1, 64),
+    "mqtt.outbox_max_events": Bounds(1, 10_000_000),
+    "mqtt.outbox_max_age_s": Bounds(0, 365 * 24 * 3600, low_open=True),
+    "mqtt.max_packet_size": Bounds(64, 268_435_460),
 }
-_CLIENT_CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
-    "port": lambda v: "must be between 1 and 65535" if not 1 <= v <= 65535 else None,
-    "keepalive_s": lambda v: "must be between 5 and 65535" if not 5 <= v <= 65535 else None,
-    "topic_prefix": lambda v: "must not be empty or contain + # or a leading /" if _bad_topic_part(v) else None,
-}
+_CLIENT_BOUNDS = {"port": Bounds(1, 65535), "keepalive_s": Bounds(5, 65535)}
+_TOPIC_PROBLEM = "must not be empty or contain + # or a leading /"
 
 
 def _bad_topic_part(text: str) -> bool:
@@ -283,8 +331,7 @@ def _bad_topic_part(text: str) -> bool:
 
 def load_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> Config:
     """Read and validate the YAML at ``path``; raise one-line ConfigError naming file and key."""
-    raw = read_yaml(path)
-    return config_from_dict(raw if raw is not None else {}, str(path), environ)
+    return config_from_dict(read_yaml(path), str(path), environ)
 
 
 def load_config_or_defaults(path: Path | None) -> tuple[Config, Path | None]:
@@ -299,31 +346,36 @@ def load_config_or_defaults(path: Path | None) -> tuple[Config, Path | None]:
 
 
 def read_yaml(path: Path) -> Any:
-    """The parsed YAML at ``path``; a one-line ConfigError naming the file when it cannot be read or parsed."""
+    """The parsed YAML at ``path``; a one-line ConfigError naming the file when it cannot be read or parsed,
+    or holds no settings at all (an empty file is more likely a mistake than a wish for the defaults)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular_file(path, MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read config file ({error})") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot read config file ({error.strerror or error})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: cannot read config file (not UTF-8 text)") from None
     try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(error, 'problem', None) or error})") from None
+        raw = parse_yaml(text)
+    except UntrustedDataError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the config file is empty (no settings, only comments or nothing); "
+                          "write {} in it to run on the built-in defaults")
     return raw
 
 
 def config_from_dict(raw: Any, source: str = "config", environ: typing.Mapping[str, str] | None = None) -> Config:
     """Validate a parsed mapping into a Config (``source`` names it in errors)."""
     config = _build(Config, raw, "", source)
-    for key, check in _CHECKS.items():
-        section, name = key.split(".")
-        problem = check(getattr(getattr(config, section), name))
-        if problem:
-            raise ConfigError(f"{source}: {key} {problem}")
+    check_bounds(config, _BOUNDS, "", source)
+    if _bad_topic_part(config.mqtt.discovery_prefix):
+        raise ConfigError(f"{source}: mqtt.discovery_prefix {_TOPIC_PROBLEM}")
+    models = config.liveness.models
+    if not models or not set(models) <= {"minifasnetv2", "minifasnetv1se"} or len(set(models)) != len(models):
+        raise ConfigError(f"{source}: liveness.models must list minifasnetv2, minifasnetv1se or both, once each")
     if config.events.needed > config.events.window:
         raise ConfigError(f"{source}: events.needed ({config.events.needed}) must not exceed events.window "
                           f"({config.events.window})")
@@ -338,13 +390,20 @@ def build_section(cls: type, raw: Any, source: str) -> Any:
     return _build(cls, raw, "", source)
 
 
+def check_bounds(section: Any, bounds: typing.Mapping[str, Bounds], prefix: str, source: str) -> None:
+    """Each number named (dotted) in ``bounds`` within them, or a ConfigError naming ``prefix`` + the name."""
+    for name, allowed in bounds.items():
+        problem = allowed.problem(operator.attrgetter(name)(section))
+        if problem:
+            raise ConfigError(f"{source}: {prefix}{name} {problem}")
+
+
 def validate_mqtt_client(mqtt: MqttClientConfig, key: str, source: str,
                          environ: typing.Mapping[str, str] | None = None) -> Any:
     """Check a broker section (``key`` names it in errors) and resolve its password into a Secret."""
-    for name, check in _CLIENT_CHECKS.items():
-        problem = check(getattr(mqtt, name))
-        if problem:
-            raise ConfigError(f"{source}: {key}.{name} {problem}")
+    check_bounds(mqtt, _CLIENT_BOUNDS, f"{key}.", source)
+    if _bad_topic_part(mqtt.topic_prefix):
+        raise ConfigError(f"{source}: {key}.topic_prefix {_TOPIC_PROBLEM}")
     tls = mqtt.tls
     if (tls.cert_file is None) != (tls.key_file is None):
         raise ConfigError(f"{source}: {key}.tls.cert_file and {key}.tls.key_file go together")
@@ -362,7 +421,7 @@ def _password(mqtt: MqttClientConfig, key: str, source: str, environ: typing.Map
         raise ConfigError(f"{source}: set one of {key}.password_file and {key}.password_env, not both")
     if mqtt.password_file is not None:
         try:
-            return Secret(mqtt.password_file.read_text(encoding="utf-8").rstrip("\r\n"))
+            return Secret(read_regular_file(mqtt.password_file, MAX_PASSWORD_BYTES).decode("utf-8").rstrip("\r\n"))
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or type(error).__name__
             raise ConfigError(f"{source}: {key}.password_file {mqtt.password_file}: cannot read ({reason})") from None
@@ -379,7 +438,7 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
         raise ConfigError(f"{source}: {where} must be a mapping, got {_kind(raw)}")
     hints = typing.get_type_hints(cls)
     settable = {f.name: f for f in fields(cls) if not f.metadata.get("derived")}
-    unknown = [str(key) for key in raw if key not in settable]
+    unknown = [printable(str(key)) for key in raw if key not in settable]
     if unknown:
         known = ", ".join(settable)
         raise ConfigError(f"{source}: unknown key {prefix}{unknown[0]} (known in {where}: {known})")
@@ -392,7 +451,22 @@ def _build(cls: type, raw: Any, prefix: str, source: str) -> Any:
     return cls(**values)
 
 
-def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
+def _checked_text(text: str, key: str, source: str, empty_ok: bool = False) -> str:
+    problem = text_problem(text, empty_ok)
+    if problem:
+        raise ConfigError(f"{source}: {key} {problem}")
+    return text
+
+
+def _number_text(value: float, key: str, source: str) -> str:
+    """A number written where text is meant (a camera index 0, protocol 5), as that text."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        raise ConfigError(f"{source}: {key} must be text, got {shown(value)}")
+    return str(value)
+
+
+def _convert(hint: Any, value: Any, key: str, source: str, in_list: bool = False) -> Any:
+    """``value`` as the type ``hint``; text in a list (a command's arguments) may be empty."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -403,9 +477,10 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
         raise ConfigError(f"{source}: {key} must not be empty")
     if origin is Literal:
         allowed = typing.get_args(hint)
-        text = str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+        text = _number_text(value, key, source) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+            else value
         if text not in allowed:
-            raise ConfigError(f"{source}: {key} is {value!r}; expected one of {', '.join(map(str, allowed))}")
+            raise ConfigError(f"{source}: {key} is {shown(value)}; expected one of {', '.join(map(str, allowed))}")
         return text
     if is_dataclass(hint):
         return _build(hint, value, f"{key}.", source)
@@ -413,29 +488,33 @@ def _convert(hint: Any, value: Any, key: str, source: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{source}: {key} must be a list, got {_kind(value)}")
         item = typing.get_args(hint)[0]
-        return tuple(_convert(item, element, f"{key}[{index}]", source) for index, element in enumerate(value))
+        return tuple(_convert(item, element, f"{key}[{index}]", source, in_list=True)
+                     for index, element in enumerate(value))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{source}: {key} must be true or false, got {_kind(value)} {value!r}")
+            raise ConfigError(f"{source}: {key} must be true or false, got {_kind(value)} {shown(value)}")
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: {key} must be a whole number, got {_kind(value)} {value!r}")
+            raise ConfigError(f"{source}: {key} must be a whole number, got {_kind(value)} {shown(value)}")
         return value
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{source}: {key} must be a number, got {_kind(value)} {value!r}")
-        return float(value)
+            raise ConfigError(f"{source}: {key} must be a number, got {_kind(value)} {shown(value)}")
+        number = float(value) if not isinstance(value, int) or value.bit_length() < 1000 else math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"{source}: {key} must be a finite number, got {shown(value)}")
+        return number
     if hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # a camera index written as 0
+            return _number_text(value, key, source)  # a camera index written as 0
         if not isinstance(value, str):
             raise ConfigError(f"{source}: {key} must be text, got {_kind(value)}")
-        return value
+        return _checked_text(value, key, source, empty_ok=in_list)
     if hint is Path:
         if not isinstance(value, str) or not value:
-            raise ConfigError(f"{source}: {key} must be a file path, got {_kind(value)} {value!r}")
-        return Path(value).expanduser()
+            raise ConfigError(f"{source}: {key} must be a file path, got {_kind(value)} {shown(value)}")
+        return Path(_checked_text(value, key, source)).expanduser()
     raise TypeError(f"config field {key} has an unsupported type {hint!r}")  # a programming error
 
 

@@ -62,8 +62,8 @@ class Event:
         return payload
 
     def to_json(self) -> str:
-        """Compact UTF-8 JSON of :meth:`to_dict`, Unicode names unescaped."""
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        """Compact UTF-8 JSON of :meth:`to_dict`, Unicode names unescaped; ValueError rather than NaN (not JSON)."""
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from daemon_runs import (add_arguments, enroll_stage_people, quiet_daemon, run_fresh, save_empty_gallery,  # noqa: E402
-                         shared_inputs, video_config)
+                         shared_inputs, timed_run, video_config)
 from edge.commands.demo import demo_config, enroll_samples, make_clip, sample_shots  # noqa: E402
 from edge.commands.facerec import Daemon  # noqa: E402
 from edge.daemon.capture import Frame  # noqa: E402
@@ -138,12 +138,7 @@ def run_here(spec: dict[str, Any]) -> dict[str, Any]:
     stats = daemon.stats = daemon.pipeline.stats = RecordingStats(daemon, spec.get("frames"))
     times = EventTimes(daemon)
     video_fps = cv2.VideoCapture(str(video)).get(cv2.CAP_PROP_FPS)
-    cpu_start, wall_start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
-    if daemon.run() != 0:
-        raise SystemExit(f"the daemon failed on {video}")
-    wall = time.perf_counter() - wall_start
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (usage.ru_utime - cpu_start.ru_utime) + (usage.ru_stime - cpu_start.ru_stime)
+    wall, cpu = timed_run(daemon, str(video))
     processed = stats.frames_processed
     status = daemon.final_status or {}
     for record in times.records:

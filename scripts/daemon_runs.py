@@ -7,8 +7,10 @@ import argparse
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,14 @@ def shared_inputs(data: Path) -> tuple[Path, Path, Path, list[str]]:
 
 
 def video_config(video: Path, gallery: Path, realtime: bool, threads: int, quantization: str = "auto",
-                 loop: bool = False, device: str = "evaluation") -> Config:
-    """The daemon's default configuration but for the camera (``video``), the gallery and the threads."""
+                 loop: bool = False, device: str = "evaluation", motion: bool = True) -> Config:
+    """The daemon's default configuration but for the camera (``video``), the gallery, the threads and
+    whether the motion gate is on."""
     return config_from_dict({
         "device": {"name": device},
         "camera": {"name": video.stem, "source": str(video), "realtime": realtime, "loop": loop},
         "detector": {"threads": threads, "quantization": quantization},
+        "motion": {"enabled": motion},
         "recognition": {"gallery": str(gallery), "threads": threads},
         "events": {"status_interval_s": 3600.0},
     }, device)
@@ -66,6 +70,24 @@ def save_empty_gallery(gallery: Path) -> Path:
     """A gallery with nobody enrolled, for the default embedder, saved at ``gallery``."""
     save(Gallery(EmbedderIdentity.of(load_manifest().embedder())), gallery, allow_empty=True)
     return gallery
+
+
+def timed_run(daemon: Daemon, what: str) -> tuple[float, float]:
+    """Run ``daemon`` until its source ends: wall seconds, and CPU seconds (user + system, every thread of
+    this process) meanwhile; SystemExit naming ``what`` when the daemon fails."""
+    cpu_start, wall_start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+    if daemon.run() != 0:
+        raise SystemExit(f"the daemon failed on {what}")
+    wall = time.perf_counter() - wall_start
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return wall, (usage.ru_utime - cpu_start.ru_utime) + (usage.ru_stime - cpu_start.ru_stime)
+
+
+def missing_data(script: str, missing: list[str]) -> bool:
+    """Say on stderr which evaluation data ``script`` misses (when it does)."""
+    if missing:
+        print(f"{script}: missing evaluation data: {', '.join(missing)} (set --data or EDGE_EVAL_DATA)", file=sys.stderr)
+    return bool(missing)
 
 
 def run_fresh(script: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -23,8 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from daemon_runs import (add_arguments, enroll_stage_people, quiet_daemon, run_fresh, save_empty_gallery,  # noqa: E402
-                         shared_inputs, video_config)
+from daemon_runs import (add_arguments, enroll_stage_people, missing_data, quiet_daemon, run_fresh,  # noqa: E402
+                         save_empty_gallery, shared_inputs, video_config)
 from edge.events import Event  # noqa: E402
 
 ON_STAGE = "Lin Manuel Miranda"
@@ -71,9 +71,7 @@ def main() -> int:
         print(json.dumps(run_here(json.loads(args.run))))
         return 0
     stage, street, people, missing = shared_inputs(args.data)
-    if missing:
-        print(f"evaluate_daemon: missing evaluation data: {', '.join(missing)} (set --data or EDGE_EVAL_DATA)",
-              file=sys.stderr)
+    if missing_data("evaluate_daemon", missing):
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     failures = []

@@ -68,6 +68,7 @@ class Broker:
     folder: Path
     tls: bool = True
     acl: str | None = None  # mosquitto ACL file text; None: every authenticated user may do anything
+    settings: tuple[str, ...] = ()  # more mosquitto.conf lines, e.g. "max_packet_size 4000"
     port: int = field(default_factory=free_port)
     tls_port: int = field(default_factory=free_port)
     cert_port: int = field(default_factory=free_port)  # TLS with a required client certificate
@@ -88,7 +89,7 @@ class Broker:
                  f"log_dest file {self.folder / 'mosquitto.log'}", "log_type error", "log_type warning",
                  "log_type notice", "log_type information",
                  f"user {pwd.getpwuid(os.getuid()).pw_name}",  # as root: keep root, the files are root's
-                 f"listener {self.port} 127.0.0.1"]
+                 *self.settings, f"listener {self.port} 127.0.0.1"]
         if self.acl is not None:
             (self.folder / "acl").write_text(self.acl)
             lines.insert(3, f"acl_file {self.folder / 'acl'}")

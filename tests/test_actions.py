@@ -61,13 +61,13 @@ def test_the_example_config_checks_ok_and_names_the_programs_this_machine_lacks(
     (lambda r: r["rules"][0].update(command=["gpioset", "x"]), "rules[0].command[0] 'gpioset' must be an absolute path"),
     (lambda r: r["rules"][0].update(command="/bin/true --x"), "rules[0].command must be a list, got text"),
     (lambda r: r["rules"][0].update(people=[]), "rules[0].people must list who may fire a recognized rule"),
-    (lambda r: r["rules"][1].update(min_score=2), "rules[1].min_score must be between 0 and 1"),
+    (lambda r: r["rules"][1].update(min_score=2), "rules[1].min_score must be between 0 and 1, got 2"),
     (lambda r: r["rules"][1].update(shell=True), "unknown key rules[1].shell (known in rules[1]: name, when, command, people, "
                                                     "min_score, require_live, cooldown_s, timeout_s)"),
     (lambda r: r["rules"][1].update(require_live=True), "rules[1].require_live is for recognized rules; an unknown "
                                                         "face is not checked"),
     (lambda r: r.update(devices=["Front Door"]), "devices[0] 'Front Door' is not a device id; use 'front-door'"),
-    (lambda r: r["mqtt"].update(port=0), "mqtt.port must be between 1 and 65535"),
+    (lambda r: r["mqtt"].update(port=0), "mqtt.port must be between 1 and 65535, got 0"),
 ])
 def test_config_mistakes_are_one_line_errors(tmp_path, change, message):
     raw = {"devices": ["front-door"], "rules": rules(tmp_path / "out"), "mqtt": {"host": "localhost"}}
@@ -109,7 +109,7 @@ def test_actions_fire_once_for_allowed_people_and_unknown_faces_and_never_for_ba
         send(stranger.to_json())
         wait_log("rule 'alarm' fires for event " + stranger.id)
         send(b"{not json")
-        wait_log("ignored a malformed message on edge-facerec/front-door/events: not UTF-8 JSON")
+        wait_log("ignored a malformed message on edge-facerec/front-door/events: not an event: not valid JSON")
         send(json.dumps({"kind": "recognized", "person_id": "p-alice", "score": 1.0}))
         wait_log("malformed message on edge-facerec/front-door/events: schema None")
         zoe = make_event(1, "front-door", "Front Door")

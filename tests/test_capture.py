@@ -154,7 +154,10 @@ def test_sources_are_chosen_by_the_configured_name(tmp_path):
     camera = open_source(CameraConfig(source="0"))
     assert isinstance(camera, OpenCVSource) and not camera.is_file
     assert not open_source(CameraConfig(source="rtsp://192.0.2.1/stream")).is_file
+    (tmp_path / "clip.mp4").write_bytes(b"")
     assert open_source(CameraConfig(source=str(tmp_path / "clip.mp4"))).is_file
+    with pytest.raises(CaptureError, match="no such video file"):  # a configuration mistake: exit status 2
+        open_source(CameraConfig(source=str(tmp_path / "absent.mp4")))
 
 
 @pytest.mark.parametrize("source", ["/dev/video97", "97"])

@@ -41,9 +41,11 @@ def test_the_example_config_loads_and_shows_every_key_with_its_default():
     ("camera:\n  sauce: 0\n", "unknown key camera.sauce"),
     ("events:\n  window: five\n", "events.window must be a whole number"),
     ("detector:\n  tracking: 1\n", "detector.tracking must be true or false"),
-    ("recognition:\n  threshold: 1.5\n", "recognition.threshold must be between 0 and 1"),
+    ("recognition:\n  threshold: 1.5\n", "recognition.threshold must be more than 0 and less than 1, got 1.5"),
     ("events:\n  window: 2\n  needed: 3\n", "events.needed (3) must not exceed events.window (2)"),
     ("camera: [1, 2]\n", "camera must be a mapping"),
+    ("motion:\n  min_area: 0\n", "motion.min_area must be more than 0 and at most 1"),
+    ("motion:\n  keepalive_s: -1\n", "motion.keepalive_s must be more than 0 and at most 3600"),
     ("camera:\n  source: [\n", "not valid YAML"),
     ("mqtt:\n  discovery_face_image: true\n", "mqtt.discovery_face_image needs events.snapshot: true"),
 ])

@@ -88,7 +88,8 @@ def test_ready_watchdog_reload_and_stop(setup):
     config.write_text(f"device: {{name: test-device}}\n"
                       f"camera: {{name: door, source: '{clip}', loop: true}}\n"
                       f"recognition: {{gallery: '{gallery}'}}\n"
-                      f"events: {{status_interval_s: 1.0}}\n")
+                      f"events: {{status_interval_s: 1.0}}\n"
+                      f"tuning: {{file: '{folder / 'tuning.json'}', budget_s: 0.2}}\n")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(folder / "notify.sock"))
     environ = dict(os.environ, NOTIFY_SOCKET=str(folder / "notify.sock"), WATCHDOG_USEC="1000000")
@@ -99,6 +100,7 @@ def test_ready_watchdog_reload_and_stop(setup):
         datagrams = Datagrams(notify)
         messages = datagrams.wait_for("WATCHDOG=1")
         assert any(m.startswith("READY=1") for m in messages)
+        assert "device tuning measured" in stderr.wait_for("device tuning")  # the first start times the models
         assert messages.index(next(m for m in messages if m.startswith("READY=1"))) < len(messages) - 1
         unknown = json.loads(stdout.wait_for('"kind":"unknown"'))
         assert unknown["device"] == "test-device" and unknown["camera"] == "door" and unknown["person_id"] is None
@@ -132,7 +134,8 @@ def test_ready_watchdog_reload_and_stop(setup):
 def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     folder, clip, only_elton, _ = setup
     config = folder / "once.yaml"
-    config.write_text(f"camera: {{source: '{clip}', realtime: false}}\nrecognition: {{gallery: '{folder / 'none.npz'}'}}\n")
+    config.write_text(f"camera: {{source: '{clip}', realtime: false}}\nrecognition: {{gallery: '{folder / 'none.npz'}'}}\n"
+                      "tuning: {enabled: false}\n")
     result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -141,7 +144,9 @@ def test_a_finite_video_ends_the_daemon_with_status_0(setup):
     assert [e["kind"] for e in events] == ["unknown"]
     statuses = [json.loads(line.split("status ", 1)[1]) for line in result.stderr.splitlines() if "status {" in line]
     final = statuses[-1]
-    assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0} and final["camera"] == "ended"
+    assert final["frames"] == {"captured": 20, "processed": 20, "dropped": 0, "failed": 0} and final["camera"] == "ended"
+    # the motion gate searched the first frame for what moved (everything: it is learnt), then followed the face
+    assert final["detection"] == {"calls": 20, "skipped": 0, "by_reason": {"motion": 1, "tracking": 19}}
     assert statuses[0]["camera"] in ("starting", "opening") and statuses[0]["frames"]["processed"] == 0, \
         "a status at start, so a new process's figures replace the previous one's at once"
     assert len(statuses) >= 3, "and one when the camera ended, long before the 60 s interval"
@@ -152,7 +157,8 @@ def test_camera_on_the_command_line_replaces_the_configured_one_and_events_can_b
     gallery = folder / "override-gallery.npz"
     save(both, gallery)
     config = folder / "override.yaml"
-    config.write_text(f"camera: {{source: '97', realtime: false}}\nrecognition: {{gallery: '{gallery}'}}\n")
+    config.write_text(f"camera: {{source: '97', realtime: false}}\nrecognition: {{gallery: '{gallery}'}}\n"
+                      "tuning: {enabled: false}\n")
     result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config),
                              "--camera", str(clip), "--readable"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
@@ -170,7 +176,7 @@ def test_a_missing_camera_is_one_warning_without_the_libraries_own_lines(tmp_pat
         source = f"rtsp://127.0.0.1:{probe.getsockname()[1]}/door"
     config = tmp_path / "config.yaml"
     config.write_text(f"log_level: debug\ncamera: {{source: '{source}', reopen_max_backoff_s: 1}}\n"
-                      f"recognition: {{gallery: '{tmp_path / 'none.npz'}'}}\n")
+                      f"recognition: {{gallery: '{tmp_path / 'none.npz'}'}}\ntuning: {{enabled: false}}\n")
     process = subprocess.Popen([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -31,6 +31,7 @@ def run_daemon(broker, folder: Path, video: Path, gallery: Gallery) -> list[dict
         "camera": {"name": "porch", "source": str(video), "realtime": False},
         "recognition": {"gallery": str(folder / "gallery.npz")},
         "mqtt": {**broker.mqtt_section(), "enabled": True, "outbox": str(folder / "outbox.sqlite3")},
+        "tuning": {"enabled": False},  # test_device_tuning.py times the models; here the defaults run
     }))
     result = subprocess.run([sys.executable, "-m", "edge.commands.facerec", "--config", str(config)],
                             capture_output=True, text=True, timeout=180)

@@ -16,10 +16,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import config_from_dict
 from edge.daemon.status import STAGES, PipelineStats
+from edge.vision.gated_detection import REASONS
 from edge.events import EnrolledPerson, PresenceChange
 from edge.mqtt import ha_discovery
 from edge.mqtt.ha_migration import MIGRATE, migration_messages
-from edge.mqtt.ha_sensors import CAMERA_STATES, LATENCY_STAGES, SENSORS
+from edge.mqtt.ha_sensors import CAMERA_STATES, LATENCY_STAGES, SEARCH_REASONS, SENSORS
 from edge.mqtt.presence_state import PresenceState
 from edge.mqtt.publisher import MqttPublisher
 from edge.mqtt.topics import Topics
@@ -28,17 +29,21 @@ from mqtt_producer import make_event
 
 TOPICS = Topics("edge-facerec", "front-door")
 ALICE, ZOE = EnrolledPerson("p-alice", "Alice"), EnrolledPerson("p-zoe", "Zoë Ångström")
-DEFAULT_SET = {"camera", "fps", "faces_seen", "events", "outbox_pending", "memory"}
+DEFAULT_SET = {"camera", "health", "fps", "faces_seen", "events", "outbox_pending", "memory"}
 
 
 def a_status() -> dict:
     """A status as the publisher sends it: the daemon's figures plus its own under ``mqtt``."""
-    status = PipelineStats().snapshot(12, 1, "running", ["p-alice"])
+    stats = PipelineStats()
+    for reason in REASONS:
+        stats.searched(reason)
+    status = stats.snapshot(12, 1, "running", ["p-alice"], "degraded: mqtt-outbox: disk full")
     status["latency"] = {stage: {"median_ms": 10.0 + index, "p95_ms": 20.0 + index}
                          for index, stage in enumerate(STAGES)}
     return {**status, "time": "2026-12-01T10:00:00.000+00:00",
-            "mqtt": {"connected": True, "delivered": 7, "outbox_pending": 2, "outbox_dropped": 3,
-                     "outbox_dropped_full": 1, "outbox_dropped_expired": 2}}
+            "mqtt": {"connected": True, "delivered": 7, "outbox_pending": 2, "outbox_in_memory": 1, "outbox_dropped": 3,
+                     "outbox_dropped_full": 1, "outbox_dropped_expired": 2, "outbox_dropped_memory": 0,
+                     "dead_letters": 1, "snapshots_dropped": 1, "max_packet_size": 65536}}
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +107,9 @@ def test_sensors_are_a_small_default_set_and_classed_diagnostics():
     counters = {"faces_seen", "events", "frames_processed", "events_recognized", "events_delivered", "events_dropped"}
     assert all(sensors[key]["state_class"] == "total_increasing" for key in counters)
     assert [stage for stage, _ in LATENCY_STAGES] == list(STAGES)
+    assert [reason for reason, _ in SEARCH_REASONS] == [reason for reason in REASONS if reason != "skipped"]
+    health = sensors["health"]
+    assert health["options"] == ["ok", "degraded", "failed"] and health["json_attributes_topic"] == health["state_topic"]
 
 
 def test_every_status_figure_has_a_sensor(render):
@@ -117,7 +125,9 @@ def test_every_status_figure_has_a_sensor(render):
 
     payload = json.dumps(renumber(a_status())).encode()
     shown = {render(sensor.template(), payload) for sensor in SENSORS}
-    assert not [path for path, number in numbered.items() if str(number) not in shown], "figures without a sensor"
+    same_as_skipped = ("detection", "by_reason", "skipped")  # detection.skipped, shown
+    assert not [path for path, number in numbered.items() if str(number) not in shown and path != same_as_skipped], \
+        "figures without a sensor"
 
 
 def test_templates_render_the_status_and_none_for_a_missing_figure(render):

@@ -178,7 +178,7 @@ def test_an_installation_seen_from_home_assistant(home_assistant, celebrities, t
         enabled = {uid.removeprefix("edge-facerec_front-door_") for uid, entry in entities.items()
                    if entry["disabled_by"] is None}
         assert enabled == {"recognition", ben_uid.removeprefix("edge-facerec_front-door_"),
-                           elton_uid.removeprefix("edge-facerec_front-door_"), "face", "camera", "faces_seen",
+                           elton_uid.removeprefix("edge-facerec_front-door_"), "face", "camera", "health", "faces_seen",
                            "events", "fps", "outbox_pending", "memory"}
         assert all(entry["disabled_by"] == "integration" for uid, entry in entities.items()
                    if uid.removeprefix("edge-facerec_front-door_") not in enabled)

@@ -26,6 +26,7 @@ def test_the_daemon_publishes_its_events_presence_and_discovery(mqtt_broker, cel
         "camera": {"name": "door", "source": str(clip), "realtime": False},
         "recognition": {"gallery": str(tmp_path / "gallery.npz")},
         "mqtt": {**mqtt_broker.mqtt_section(tls=True), "enabled": True, "outbox": str(tmp_path / "outbox.sqlite3")},
+        "tuning": {"enabled": False},  # test_device_tuning.py times the models; here the defaults run
     }))
     collector = Collector(mqtt_broker, ["edge-facerec/porch/#", "homeassistant/device/edge-facerec_porch/config"])
     try:

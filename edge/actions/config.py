@@ -12,9 +12,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from ..config import ConfigError, MqttClientConfig, build_section, read_yaml, slug, validate_mqtt_client
+from ..config import (ConfigError, MqttClientConfig, build_section, check_bounds, read_yaml, slug,
+                      validate_mqtt_client)
+from ..untrusted import Bounds
 
 DEFAULT_ACTIONS_PATH = Path("/etc/edge-actions/actions.yaml")
+DAY_S = 24 * 3600
+RULE_BOUNDS = {"min_score": Bounds(0, 1), "cooldown_s": Bounds(0, DAY_S), "timeout_s": Bounds(0, DAY_S, low_open=True)}
 PACKAGE_OF = {"gpioset": "gpiod", "gpioget": "gpiod", "pinctrl": "raspi-utils", "mosquitto_pub": "mosquitto-clients",
               "curl": "curl", "aplay": "alsa-utils", "espeak-ng": "espeak-ng"}  # Debian / Raspberry Pi OS packages
 
@@ -56,9 +60,8 @@ def requires_live(rule: RuleConfig) -> bool:
 
 def load_actions_config(path: Path, environ: typing.Mapping[str, str] | None = None) -> ActionsConfig:
     """Read and validate the YAML at ``path``; raise a one-line ConfigError naming file and key."""
-    raw = read_yaml(path)
     source = str(path)
-    config: ActionsConfig = build_section(ActionsConfig, raw if raw is not None else {}, source)
+    config: ActionsConfig = build_section(ActionsConfig, read_yaml(path), source)
     if not config.devices:
         raise ConfigError(f"{source}: devices must list at least one device id")
     for index, device in enumerate(config.devices):
@@ -66,8 +69,7 @@ def load_actions_config(path: Path, environ: typing.Mapping[str, str] | None = N
             raise ConfigError(f"{source}: devices[{index}] {device!r} is not a device id; use {slug(device)!r}")
     if not config.rules:
         raise ConfigError(f"{source}: rules must list at least one rule")
-    if config.max_event_age_s <= 0:
-        raise ConfigError(f"{source}: max_event_age_s must be positive")
+    check_bounds(config, {"max_event_age_s": Bounds(0, DAY_S, low_open=True)}, "", source)
     names = [rule.name for rule in config.rules]
     for index, rule in enumerate(config.rules):
         _check_rule(rule, f"rules[{index}]", source)
@@ -90,12 +92,7 @@ def _check_rule(rule: RuleConfig, key: str, source: str) -> None:
         raise ConfigError(f"{source}: {key}.people is for recognized rules; an unknown face has no identity")
     if rule.when == "unknown" and rule.require_live:
         raise ConfigError(f"{source}: {key}.require_live is for recognized rules; an unknown face is not checked")
-    if not 0 <= rule.min_score <= 1:
-        raise ConfigError(f"{source}: {key}.min_score must be between 0 and 1")
-    if rule.cooldown_s < 0:
-        raise ConfigError(f"{source}: {key}.cooldown_s must not be negative")
-    if rule.timeout_s <= 0:
-        raise ConfigError(f"{source}: {key}.timeout_s must be positive")
+    check_bounds(rule, RULE_BOUNDS, f"{key}.", source)
 
 
 def missing_programs(config: ActionsConfig) -> list[str]:

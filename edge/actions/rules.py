@@ -8,7 +8,6 @@ ignored with one log line each.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import re
@@ -22,11 +21,17 @@ from typing import Any
 from ..events import EVENT_KINDS, SCHEMA_VERSION
 from ..names import same_name
 from ..mqtt.topics import device_of_events_topic
+from ..supervision import describe
+from ..untrusted import UntrustedDataError, parse_json, text_problem
 from .config import ActionsConfig, RuleConfig, requires_live
 
 log = logging.getLogger("edge-actions")
 
 _EVENT_ID = re.compile(r"^[0-9A-Za-z_-]{1,64}$")
+MAX_EVENT_BYTES = 1 << 20  # an event with a snapshot is ~50 kB
+MAX_EVENT_DEPTH = 8  # an event nests 2 deep (box, models)
+TEXT_FIELDS = ("device_id", "device", "camera", "person_id", "name", "time")  # they reach the log and EDGE_*
+OPTIONAL_TEXT_FIELDS = ("person_id", "name", "time")  # null (unknown faces) or absent
 COMMAND_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
@@ -35,11 +40,15 @@ class MalformedEvent(ValueError):
 
 
 def parse_event(payload: bytes) -> dict[str, Any]:
-    """The event in ``payload`` with its fields checked; MalformedEvent says what is wrong."""
+    """The event in ``payload`` with its fields checked; MalformedEvent says what is wrong.
+
+    Parsing is capped (MAX_EVENT_BYTES, MAX_EVENT_DEPTH: a message of nested brackets is refused, not
+    a RecursionError), and every text field that may reach a command's environment or the log is
+    valid Unicode without control characters."""
     try:
-        event = json.loads(payload.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise MalformedEvent("not UTF-8 JSON") from None
+        event = parse_json(payload, MAX_EVENT_BYTES, MAX_EVENT_DEPTH)
+    except UntrustedDataError as error:
+        raise MalformedEvent(f"not an event: {error}") from None
     if not isinstance(event, dict):
         raise MalformedEvent("not a JSON object")
     if event.get("schema") != SCHEMA_VERSION:
@@ -48,9 +57,15 @@ def parse_event(payload: bytes) -> dict[str, Any]:
         raise MalformedEvent("no valid id")
     if event.get("kind") not in EVENT_KINDS:
         raise MalformedEvent(f"kind {event.get('kind')!r} is not one of {', '.join(EVENT_KINDS)}")
-    for key in ("device_id", "device", "camera"):
-        if not isinstance(event.get(key), str):
+    for key in TEXT_FIELDS:
+        value = event.get(key)
+        if value is None and key in OPTIONAL_TEXT_FIELDS:
+            continue
+        if not isinstance(value, str):
             raise MalformedEvent(f"{key} is not text")
+        problem = text_problem(value, empty_ok=True)
+        if problem:
+            raise MalformedEvent(f"{key} {problem}")
     for key in ("timestamp", "score"):
         if not _finite_number(event.get(key)):
             raise MalformedEvent(f"{key} is not a number")
@@ -75,7 +90,7 @@ def command_environment(rule: RuleConfig, event: dict[str, Any]) -> dict[str, st
     return {**COMMAND_ENV, "EDGE_RULE": rule.name, "EDGE_EVENT_ID": event["id"], "EDGE_EVENT_KIND": event["kind"],
             "EDGE_DEVICE": event["device_id"], "EDGE_DEVICE_NAME": event["device"], "EDGE_CAMERA": event["camera"],
             "EDGE_PERSON_ID": event.get("person_id") or "", "EDGE_PERSON_NAME": event.get("name") or "",
-            "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": str(event.get("time", "")),
+            "EDGE_SCORE": f"{event['score']:.4f}", "EDGE_EVENT_TIME": event.get("time") or "",
             "EDGE_LIVENESS": f"{event['liveness']['score']:.4f}" if event.get("liveness") else ""}
 
 
@@ -179,8 +194,13 @@ class Actions:
         return True
 
     def _run(self, rule: RuleConfig, event: dict[str, Any]) -> None:
+        """The rule thread: nothing escapes it unreported, and the rule can fire again afterwards."""
         try:
             level, message = self._execute(rule, event)
+        except Exception as error:  # the thread's boundary
+            log.error("rule %r: its command for event %s failed (%s)", rule.name, event["id"], describe(error),
+                      exc_info=error)
+            return
         finally:
             with self._lock:
                 self._running.pop(rule.name, None)

@@ -46,6 +46,7 @@ from ..enroll.selection import EnrollmentSettings, PersonOutcome, likely_same_pe
 from ..errors import EdgeError
 from ..recognition import gallery as gallery_file
 from ..recognition.gallery import Gallery
+from ..untrusted import printable
 
 EXIT_OK, EXIT_PERSON_EMPTY, EXIT_USAGE, EXIT_NOTHING, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
@@ -121,9 +122,10 @@ def list_people(path: Path) -> int:
         return EXIT_OK
     gallery = gallery_file.load(path)
     print(f"{path}: {len(gallery.people)} people, embedder {gallery.embedder.model}")
-    width = max([len(p.name) for p in gallery.people] + [4])
+    width = max([len(printable(p.name)) for p in gallery.people] + [4])
     for person in gallery.people:
-        print(f"  {person.name:{width}s}  {person.id}  {len(person.embeddings):3d} photos  enrolled {person.enrolled}")
+        print(f"  {printable(person.name):{width}s}  {person.id}  {len(person.embeddings):3d} photos  "
+              f"enrolled {printable(person.enrolled)}")
     return EXIT_OK
 
 
@@ -133,10 +135,10 @@ def remove_person(args: argparse.Namespace, path: Path) -> int:
         gallery = gallery_file.load(path)
         person = gallery.remove(args.remove)
         if args.dry_run:
-            print(f"would remove {person.name} ({person.id}); --dry-run: gallery unchanged")
+            print(f"would remove {printable(person.name)} ({person.id}); --dry-run: gallery unchanged")
             return EXIT_OK
         gallery_file.save(gallery, path, allow_empty=True)
-    print(f"removed {person.name} ({person.id}) from {path}")
+    print(f"removed {printable(person.name)} ({person.id}) from {path}")
     if args.notify_daemon:
         tell_daemon(args)
     return EXIT_OK
@@ -236,8 +238,11 @@ def print_summary(args: argparse.Namespace, path: Path, run: EnrollRun, report: 
     print(summary_table(run.people))
     for person in run.people:
         for warning in person.warnings:
-            print(f"warning: {person.name}: {warning}")
-    for line in listed([f"ignored: {where.name}: {why}" for where, why in run.ignored]):
+            print(f"warning: {printable(person.name)}: {printable(warning)}")
+    by_reason: dict[str, list[str]] = {}  # every entry not used, also inside person folders (links, FIFOs ...)
+    for where, why in run.ignored + [entry for person in run.people for entry in person.folder.ignored]:
+        by_reason.setdefault(why, []).append(f"ignored: {printable(str(where.relative_to(args.source)))}: {why}")
+    for line in [line for lines in by_reason.values() for line in listed(lines)]:
         print(line)
     if args.export_aligned:
         print(f"exported {report['exported_aligned']} aligned faces to {args.export_aligned}")

@@ -8,7 +8,9 @@ else ~/.config/edge-facerec/config.yaml when it exists, else it runs on the buil
 SIGTERM/SIGINT: stop the camera, finish the frame in hand, flush the sinks, exit 0.
 SIGHUP: reload the gallery (a bad new gallery keeps the old one), the camera keeps running.
 Under systemd (Type=notify): READY=1 once the models are loaded and the camera delivers
-frames, WATCHDOG=1 only while frames are being processed.
+frames, WATCHDOG=1 only while frames are being processed and no supervised thread has stopped
+(edge/supervision.py: the status ``state`` then says ``failed: ...`` and systemd restarts the
+service when the watchdog runs out).
 """
 from __future__ import annotations
 
@@ -36,25 +38,30 @@ from ..recognition.gallery import load as load_gallery
 from ..recognition.matcher import Matcher, decision_threshold
 from ..runtime.model_files import load_manifest
 from ..runtime.native_logs import quiet_opencv
+from ..supervision import Health
 from ..vision.detector import DetectorSettings, MTCNNDetector
+from ..vision.device_tuning import ModelChoice, chosen, device_tuning
 from ..vision.liveness import LivenessChecker, liveness_specs
 from ..vision.face_encoder import FaceEncoder
 from ..vision.tracked_detection import TrackingDetector, TrackingSettings
+from .tune import tune
 
 log = logging.getLogger("edge-facerec")
 TICK_S = 0.2  # how often the main thread looks at signals, the watchdog and the status timer
 PASSING_CAMERA_STATES = ("starting", "opening")  # a change to these does not publish a status of its own
 
 
-def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None) -> FanOutSink:
-    """stdout (JSON lines unless ``stdout`` is given), the MQTT publisher when enabled, and any ``extra`` sinks."""
+def build_sinks(config: Config, extra: list[EventSink], stdout: StdoutSink | None = None,
+                health: Health | None = None) -> FanOutSink:
+    """stdout (JSON lines unless ``stdout`` is given), the MQTT publisher when enabled (reporting to ``health``),
+    and any ``extra`` sinks."""
     sinks: list[EventSink] = [stdout or StdoutSink(), *extra]
     if config.mqtt.enabled:
         try:
             from ..mqtt.publisher import MqttPublisher
         except ImportError as error:
             raise EdgeError(f"mqtt.enabled is true but the MQTT publisher is not available ({error})") from None
-        sinks.append(MqttPublisher(config))
+        sinks.append(MqttPublisher(config, health))
     return FanOutSink(sinks)
 
 
@@ -63,34 +70,38 @@ class Daemon:
 
     def __init__(self, config: Config, extra_sinks: list[EventSink] | None = None,
                  notifier: Notifier | None = None, stop: threading.Event | None = None,
-                 reload: threading.Event | None = None, stdout: StdoutSink | None = None) -> None:
+                 reload: threading.Event | None = None, stdout: StdoutSink | None = None,
+                 choice: ModelChoice | None = None) -> None:
         self.config = config
         self.notifier = notifier or Notifier()
         self._stop = stop or threading.Event()
         self._reload = reload or threading.Event()
+        self.health = Health()
+        source = open_source(config.camera)  # first: a video file that is not there is a configuration mistake
+        choice = choice or chosen(config)  # the models' variants and threads (main() passes the device tuning's)
         detector = MTCNNDetector(DetectorSettings(min_face_size=config.detector.min_face,
-                                                  quantization=config.detector.quantization,
-                                                  num_threads=config.detector.threads))
+                                                  quantization=choice.detector_quantization,
+                                                  num_threads=choice.detector_threads))
         finder = (TrackingDetector(detector, TrackingSettings(full_every=config.detector.full_every))
                   if config.detector.tracking else detector)
         manifest = load_manifest()
         spec = self.spec = manifest.embedder(config.recognition.embedder)
-        self.encoder = FaceEncoder(spec, config.recognition.threads)
+        self.encoder = FaceEncoder(spec, choice.embedder_threads)
         self.gallery = self._load_gallery(missing_ok=True)
         matcher = self._matcher(self.gallery)
         self.models = {"detector": f"mtcnn-{detector.quantization}", "embedder": spec.name}
         liveness = config.liveness
-        checker = (LivenessChecker(liveness_specs(manifest, liveness.models, liveness.quantization), liveness.threads)
-                   if liveness.enabled else None)
+        checker = (LivenessChecker(liveness_specs(manifest, liveness.models, choice.liveness_quantization),
+                                   choice.liveness_threads) if liveness.enabled else None)
         if checker is not None:
             self.models["liveness"] = "+".join(checker.names)
-        self.sink = build_sinks(config, extra_sinks or [], stdout)
+        self.sink = build_sinks(config, extra_sinks or [], stdout, self.health)
         self.stats = PipelineStats()
-        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, checker)
-        source = open_source(config.camera)
+        self.pipeline = Pipeline(config, finder, self.encoder, matcher, self.sink, self.models, self.stats, checker,
+                                 self.health)
         finite = isinstance(source, ImageFolderSource) or (isinstance(source, OpenCVSource) and source.is_file)
         self.capture = CaptureThread(source, config.camera.reopen_max_backoff_s,
-                                     lossless=finite and not config.camera.realtime)
+                                     lossless=finite and not config.camera.realtime, health=self.health)
         self.final_status: dict[str, Any] | None = None
         self._camera_reported = ""  # the camera state word of the last status
 
@@ -101,7 +112,7 @@ class Daemon:
     def status(self) -> dict[str, Any]:
         """The operator figures now."""
         return self.stats.snapshot(self.capture.captured, self.capture.dropped, self.capture.state,
-                                   self.pipeline.presence.present)
+                                   self.pipeline.presence.present, self.health.state)
 
     def run(self) -> int:
         """Capture and process until stopped (0), the source ends (0) or the pipeline fails (1)."""
@@ -133,12 +144,18 @@ class Daemon:
         interval = self.config.events.status_interval_s
         next_status = time.monotonic() + interval
         pinged_at = 0
+        unhealthy_reported = False
         while not self._stop.wait(TICK_S):
             if self._reload.is_set():
                 self._reload.clear()
                 self.reload_gallery()
             processed = self.stats.frames_processed
-            if processed > pinged_at and self.notifier.watchdog():
+            if not self.health.alive:  # a supervised thread stopped: no more pings, systemd restarts us
+                if not unhealthy_reported:
+                    log.critical("%s: the watchdog is no longer pinged", self.health.state)
+                    self.notifier.status(self.health.state)
+                    unhealthy_reported = True
+            elif processed > pinged_at and self.notifier.watchdog():
                 pinged_at = processed
             if time.monotonic() >= next_status:
                 next_status += interval
@@ -192,7 +209,8 @@ class Daemon:
         log.info("status %s", json.dumps(status, separators=(",", ":")))
         self.sink.publish_status(status)
         frames = status["frames"]
-        self.notifier.status(f"{status['camera']}; {frames['processed']} frames processed, {status['fps']} fps")
+        health = "" if status["state"] == "ok" else f"{status['state']}; "
+        self.notifier.status(f"{health}{status['camera']}; {frames['processed']} frames processed, {status['fps']} fps")
 
     def _shutdown(self) -> int:
         self.notifier.stopping()
@@ -218,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="camera.source instead of the configured one: a V4L2 index (0) or device (/dev/video0), "
                              "a video file, a folder of images, an rtsp:// or http(s):// URL, or picamera2")
     parser.add_argument("--readable", action="store_true", help="events as readable lines instead of JSON lines")
+    parser.add_argument("--tune", action="store_true",
+                        help="time the models' variants and threads on this device, store the choice (tuning.file), "
+                             "print the table and exit")
     args = parser.parse_args(argv)
     try:  # a bad config, gallery or model: one line, exit status 2 (the unit does not restart on it)
         config, source = load_config_or_defaults(args.config)
@@ -228,11 +249,14 @@ def main(argv: list[str] | None = None) -> int:
         log.info("configuration %s, gallery %s", source or f"built in (no {default_config_path()})",
                  config.recognition.gallery)
         quiet_opencv()  # the capture thread reports a failing camera itself, once
+        if args.tune:
+            return tune(config)
         stop, reload = threading.Event(), threading.Event()  # handlers first: a signal while models load is kept
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         signal.signal(signal.SIGHUP, lambda *_: reload.set())
-        daemon = Daemon(config, stop=stop, reload=reload, stdout=StdoutSink(readable=True) if args.readable else None)
+        daemon = Daemon(config, stop=stop, reload=reload, stdout=StdoutSink(readable=True) if args.readable else None,
+                        choice=chosen(config, device_tuning(config)))
     except EdgeError as error:
         print(f"edge-facerec: error: {error}", file=sys.stderr)
         return 2

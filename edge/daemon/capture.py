@@ -26,10 +26,13 @@ import numpy as np
 from ..config import CameraConfig
 from ..errors import EdgeError
 from ..image_files import IMAGE_SUFFIXES
+from ..safe_read import read_regular_file
+from ..supervision import Health, start_thread
 
 log = logging.getLogger(__name__)
 
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://")
+MAX_IMAGE_FILE_BYTES = 64 << 20  # an image of an image folder
 
 
 class CaptureError(EdgeError):
@@ -179,7 +182,11 @@ class ImageFolderSource:
                 self._position = 0
             path = self._paths[self._position]
             self._position += 1
-            data = np.fromfile(str(path), dtype=np.uint8)
+            try:  # a FIFO named x.jpg must not hang the camera thread
+                data = np.frombuffer(read_regular_file(path, MAX_IMAGE_FILE_BYTES), np.uint8)
+            except OSError as error:
+                log.warning("%s: cannot read (%s), skipped", path, error.strerror or error)
+                continue
             image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
             if image is None:
                 log.warning("%s: not a readable image, skipped", path)
@@ -234,20 +241,25 @@ class Picamera2Source:
 
 
 def open_source(config: CameraConfig) -> FrameSource:
-    """The FrameSource ``config.source`` names (not yet opened)."""
+    """The FrameSource ``config.source`` names (not yet opened); CaptureError, a configuration mistake,
+    when it names a video file that does not exist (a camera may come later, a file will not)."""
     source = config.source.strip()
     if source == "picamera2":
         return Picamera2Source(config)
     if Path(source).is_dir():
         return ImageFolderSource(Path(source), config)
-    return OpenCVSource(source, config)
+    opened = OpenCVSource(source, config)
+    if opened.is_file and not Path(source).is_file():
+        raise CaptureError(f"camera.source {source!r}: no such video file or image folder (nor picamera2, a "
+                           "camera index or /dev/ device, or a stream URL)")
+    return opened
 
 
 class CaptureThread:
     """Reads a source on a thread; :meth:`latest` hands out the newest frame only."""
 
     def __init__(self, source: FrameSource, max_backoff_s: float = 30.0, lossless: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, health: Health | None = None) -> None:
         self.source = source
         self.max_backoff_s = max_backoff_s
         self.lossless = lossless  # wait for each frame to be taken (benchmarks on files): nothing dropped
@@ -255,7 +267,8 @@ class CaptureThread:
         self._condition = threading.Condition()
         self._slot: Frame | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="capture", daemon=True)
+        self._health = health or Health()
+        self._thread: threading.Thread | None = None
         self.captured = 0
         self.dropped = 0
         self.failures = 0
@@ -263,15 +276,16 @@ class CaptureThread:
         self.ended = False
 
     def start(self) -> None:
-        """Open the source and start capturing (failures are retried on the thread)."""
-        self._thread.start()
+        """Open the source and start capturing (failures are retried on the thread, which is supervised)."""
+        self._thread = start_thread("capture", self._run, self._health, log)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop capturing and release the source."""
         self._stop.set()
         with self._condition:
             self._condition.notify_all()
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def latest(self, timeout: float | None = None) -> Frame | None:
         """Take the newest frame not taken yet, waiting up to ``timeout`` s; None when there is none

@@ -1,11 +1,19 @@
-"""The worker: newest frame -> faces -> tracks -> quality gate -> embeddings -> matches -> events.
+"""The worker: newest frame -> motion gate -> faces -> tracks -> quality gate -> embeddings -> matches -> events.
+
+The motion gate (``motion.enabled``, :mod:`edge.vision.gated_detection`) runs the detector only when
+something moved, while faces are tracked, and every ``motion.keepalive_s``: a still, empty scene costs
+a motion measure a frame.
 
 Faces are given their tracks first, and only the faces whose tracks want a match
 (:meth:`edge.daemon.tracker.Track.wants_match`: undecided, due for a re-check, or in doubt) are
 aligned, checked and embedded; a decided face is otherwise only followed.
 
 Runs on its own thread fed by :class:`edge.daemon.capture.CaptureThread`. Models are built once by
-the daemon and handed in; the matcher can be swapped while running (gallery reload).
+the daemon and handed in; the matcher can be swapped while running (gallery reload). The thread
+is supervised (edge/supervision.py): a frame whose processing fails is logged (once for a run of
+the same error), counted, skipped, and the next frame tried after a short backoff; failing frames
+are not "processed", so a pipeline that fails on every frame stops the watchdog pings. An error
+that escapes the loop itself ends the thread and the daemon (exit status 1).
 """
 from __future__ import annotations
 
@@ -14,17 +22,19 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Protocol
 
 import cv2
 import numpy as np
 
-from ..config import Config
+from ..config import Config, MotionConfig
 from ..events import Event, EventSink
 from ..face import Face
 from ..recognition.matcher import Match, Matcher
+from ..supervision import Health, Retry, start_thread
 from ..vision.face_encoder import FaceEncoder
+from ..vision.gated_detection import FaceFinder, GatedDetector, GateSettings
 from ..vision.liveness import LivenessChecker
+from ..vision.motion import MotionDetector, MotionSettings
 from ..vision.quality import assess, rejection, too_small
 from .capture import CaptureThread, Frame
 from .presence import PresenceTracker
@@ -33,12 +43,17 @@ from .tracker import FaceTracker
 
 log = logging.getLogger(__name__)
 SNAPSHOT_MARGIN = 0.25  # snapshot box grown by this fraction of the face size on each side
+FRAME_RETRY_S = 0.1  # after a frame failed, the next is taken after 0.1, 0.2, 0.4 ... s
+FRAME_RETRY_MAX_S = 5.0
 
 
-class FaceFinder(Protocol):
-    """MTCNNDetector or TrackingDetector."""
-
-    def detect(self, frame: object) -> list[Face]: ...
+def motion_gate(finder: FaceFinder, motion: MotionConfig) -> GatedDetector:
+    """``finder`` behind the motion gate ``motion`` configures."""
+    return GatedDetector(finder, MotionDetector(MotionSettings(
+        thumbnail_width=motion.thumbnail_width, sensitivity=motion.sensitivity, min_noise=motion.min_noise,
+        min_area=motion.min_area, learning_rate=motion.learning_rate,
+        moving_learning_rate=motion.moving_learning_rate, relearn_area=motion.relearn_area)),
+        GateSettings(keepalive_s=motion.keepalive_s, region=motion.region, region_margin=motion.region_margin))
 
 
 def face_snapshot(image: np.ndarray, box: tuple[int, int, int, int]) -> str:
@@ -57,14 +72,16 @@ class Pipeline:
 
     def __init__(self, config: Config, detector: FaceFinder, encoder: FaceEncoder, matcher: Matcher,
                  sink: EventSink, models: dict[str, str], stats: PipelineStats | None = None,
-                 liveness: LivenessChecker | None = None) -> None:
+                 liveness: LivenessChecker | None = None, health: Health | None = None) -> None:
         self.config = config
         self.detector = detector
+        self.gate = motion_gate(detector, config.motion) if config.motion.enabled else None
         self.encoder = encoder
         self.matcher = matcher
         self.liveness = liveness
         self.sink = sink
         self.stats = stats or PipelineStats()
+        self.health = health or Health()
         self.tracker = FaceTracker(config.events, config.device_id, config.device.name, config.camera.name, models,
                                    config.liveness.threshold if liveness is not None else None)
         self.presence = PresenceTracker(config.events.away_after_s, config.device_id, config.device.name)
@@ -81,8 +98,8 @@ class Pipeline:
         """One frame through every stage; the events it decided (already handed to the sink)."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        faces = self.detector.detect(frame.image)
-        mark = _lap(timings, "detect", started)
+        faces = self._find_faces(frame, timings)
+        mark = time.perf_counter()
         tracks = self.tracker.assign(faces, frame.timestamp)
         wanted = [i for i, track in enumerate(tracks) if track.wants_match()]
         matches: list[Match | None] = [None] * len(faces)
@@ -116,6 +133,22 @@ class Pipeline:
         timings["total"] = (time.perf_counter() - started) * 1000
         self.stats.frame_done(timings, len(faces), rejected, embedded)
         return events
+
+    def _find_faces(self, frame: Frame, timings: dict[str, float]) -> list[Face]:
+        """The frame's faces, through the motion gate when there is one; the motion measure and the
+        detector's time go to ``timings`` (``detect`` only on frames the detector ran on)."""
+        started = time.perf_counter()
+        if self.gate is None:
+            faces = self.detector.detect(frame.image)
+            _lap(timings, "detect", started)
+            self.stats.searched("ungated")
+            return faces
+        faces = self.gate.detect(frame.image, frame.timestamp)
+        timings["motion"] = self.gate.motion_ms
+        if self.gate.reason != "skipped":
+            timings["detect"] = (time.perf_counter() - started) * 1000 - self.gate.motion_ms
+        self.stats.searched(self.gate.reason)
+        return faces
 
     def _usable_crops(self, bgr: np.ndarray, faces: list[Face]) -> tuple[list[tuple[int, np.ndarray]], int]:
         """(index into ``faces``, aligned RGB crop) of the faces that pass the quality gate, and how many did
@@ -152,8 +185,7 @@ class Pipeline:
 
     def start(self, capture: CaptureThread) -> None:
         """Process the capture's newest frames on a worker thread until :meth:`stop` or the source ends."""
-        self._thread = threading.Thread(target=self._run, args=(capture,), name="pipeline", daemon=True)
-        self._thread.start()
+        self._thread = start_thread("pipeline", lambda: self._run(capture), self.health, log)
 
     def stop(self, timeout: float = 3.0) -> None:
         """Finish the frame in hand and stop."""
@@ -167,6 +199,7 @@ class Pipeline:
         return self._thread is not None and self._thread.is_alive()
 
     def _run(self, capture: CaptureThread) -> None:
+        failures = Retry("pipeline", self.health, log, FRAME_RETRY_S, FRAME_RETRY_MAX_S)
         try:
             while not self._stop.is_set():
                 frame = capture.latest(timeout=0.5)
@@ -175,10 +208,16 @@ class Pipeline:
                         break
                     self._update_presence_idle()
                     continue
-                self.process(frame)
-        except BaseException as error:  # reported by the daemon, which exits non-zero
-            log.exception("pipeline stopped by an error")
+                try:
+                    self.process(frame)
+                except Exception as error:  # this frame is skipped; the next one is tried
+                    self.stats.frame_failed()
+                    self._stop.wait(failures.failed(error, f"frame {frame.number}"))
+                else:
+                    failures.succeeded()
+        except BaseException as error:  # the daemon sees the thread end and exits non-zero
             self.error = error
+            raise
 
     def _update_presence_idle(self) -> None:
         for change in self.presence.expire(time.time()):

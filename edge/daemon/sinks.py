@@ -1,12 +1,12 @@
 """Event sinks that need no network: JSON lines on stdout, and a fan-out to several sinks."""
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any, TextIO
 
 from ..events import EnrolledPerson, Event, EventSink, PresenceChange
+from ..untrusted import dump_json
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ class StdoutSink:
         self.stream.flush()
 
     def _line(self, payload: dict[str, Any]) -> None:
-        self._text(json.dumps(payload, ensure_ascii=False, separators=(",", ":")))
+        self._text(dump_json(payload))
 
     def _text(self, line: str) -> None:
         self.stream.write(line + "\n")

@@ -3,7 +3,9 @@
 ``SOURCE/<person name>/...`` holds each person's photos (``.jpg .jpeg .png .bmp .webp`` in any
 letter case). Photos in subfolders of a person's folder belong to that person. Symbolic links
 are never followed (reported instead), so a link loop or a link out of the stick cannot be
-entered. Hidden entries and the folders operating systems put on sticks
+entered; only regular files are opened (a FIFO or a device node named ``x.jpg`` is reported, and
+cannot make a read hang). A folder whose name holds a control character (an ANSI escape, say) is
+reported, not enrolled. Hidden entries and the folders operating systems put on sticks
 (``System Volume Information``, ``$RECYCLE.BIN``, ``.Trashes`` ...) are ignored.
 
 Reading checks the header's dimensions before decoding (decompression bombs are refused as
@@ -21,6 +23,8 @@ import cv2
 import numpy as np
 
 from ..image_files import IMAGE_SUFFIXES
+from ..recognition.gallery import name_problem
+from ..safe_read import FileTooLargeError, read_regular_file
 from .image_header import read_header
 
 SYSTEM_FOLDERS = {"system volume information", "$recycle.bin", "lost+found"}
@@ -82,6 +86,8 @@ def scan_source(source: Path) -> tuple[list[PersonFolder], list[tuple[Path, str]
             ignored.append((path, "not in a person's folder"))
         elif not name:
             ignored.append((path, "folder name is empty once spaces are removed"))
+        elif problem := name_problem(name):
+            ignored.append((path, f"folder name {problem}"))
         else:  # folders whose names differ only in Unicode form or outer spaces are one person
             _collect(path, people.setdefault(name, PersonFolder(name, path)))
     return sorted(people.values(), key=lambda person: person.name), ignored
@@ -101,6 +107,8 @@ def _collect(folder: Path, person: PersonFolder) -> None:
             person.ignored.append((path, "symbolic link, not followed"))
         elif entry.is_dir(follow_symlinks=False):
             _collect(path, person)
+        elif not entry.is_file(follow_symlinks=False):
+            person.ignored.append((path, "not a regular file (a FIFO, device or socket)"))
         elif path.suffix.lower() in IMAGE_SUFFIXES:
             person.photos.append(path)
         else:
@@ -108,14 +116,14 @@ def _collect(folder: Path, person: PersonFolder) -> None:
 
 
 def read_bytes(path: Path) -> bytes:
-    """The file's content, or PhotoSkipped("unreadable" / "too_large")."""
+    """The content of the regular file at ``path`` (never through a link), or PhotoSkipped("unreadable" /
+    "too_large")."""
     try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_FILE_BYTES + 1)
+        data = read_regular_file(path, MAX_FILE_BYTES, follow_links=False)
+    except FileTooLargeError:
+        raise PhotoSkipped("too_large", f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB") from None
     except OSError as error:
         raise PhotoSkipped("unreadable", f"cannot read file ({error.strerror or error})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise PhotoSkipped("too_large", f"file larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB")
     if not data:
         raise PhotoSkipped("unreadable", "empty file")
     return data

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..config import slug
+from ..untrusted import printable
 from .selection import SKIP_CODES, PersonOutcome, PhotoOutcome
 
 REPORT_FORMAT = "edge-enroll-report"
@@ -46,7 +47,7 @@ class Progress:
             return
         filled = self.width * self.done // self.total
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {label[:40]:40s}")
+        self.stream.write(f"\r[{bar}] {self.done}/{self.total} {printable(label)[:40]:40s}")
         self.stream.flush()
 
     def close(self) -> None:
@@ -84,17 +85,17 @@ def listed(lines: list[str], most: int = LISTED_PER_REASON) -> list[str]:
 def summary_table(people: list[PersonOutcome]) -> str:
     """The per-person table: photos, accepted, skipped by reason; then the skipped files, a line per
     reason with a few of them (each is in report.json, so 500 copies of a photo stay a few lines)."""
-    width = max([len(p.name) for p in people] + [6])
+    width = max([len(printable(p.name)) for p in people] + [6])
     lines = [f"{'person':{width}s}  photos  accepted  skipped"]
     for person in people:
         skipped = ", ".join(f"{n} {SKIP_WORDS[code]}" for code, n in skipped_counts(person).items()) or "-"
-        lines.append(f"{person.name:{width}s}  {len(person.photos):6d}  {len(person.accepted):8d}  {skipped}")
+        lines.append(f"{printable(person.name):{width}s}  {len(person.photos):6d}  {len(person.accepted):8d}  {skipped}")
     by_reason = skipped_by_reason(people)
     if by_reason:
         lines += ["", "skipped photos, by reason (report.json lists each):"]
     for code, photos in by_reason.items():
         lines.append(f"{SKIP_WORDS[code]}: {len(photos)} photo{'s' if len(photos) > 1 else ''}")
-        lines += listed([f"  {photo.relative}: {photo.reason}" for _, _, photo in photos])
+        lines += listed([f"  {printable(photo.relative)}: {printable(photo.reason or '')}" for _, _, photo in photos])
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from ..recognition import gallery as gallery_file
 from ..recognition.gallery import Gallery, GalleryError
 from ..runtime.model_files import EmbedderIdentity, ModelSpec, load_manifest
 from ..vision.detector import DetectorSettings, MTCNNDetector
+from ..vision.device_tuning import chosen, stored_tuning
 from ..vision.face_encoder import FaceEncoder
 from .photos import scan_source
 from .selection import DOMINANCE, Enroller, EnrollmentSettings, PersonOutcome
@@ -79,9 +80,9 @@ def load_models(config: Config, min_face: int) -> tuple[MTCNNDetector, FaceEncod
     threshold = config.recognition.threshold or spec.match_threshold
     if threshold is None:
         raise EdgeError(f"model {spec.name!r} has no calibrated match_threshold: set recognition.threshold")
-    detector, encoder = _loaded_models(spec, config.detector.quantization,
-                                       config.detector.threads, config.recognition.threads,
-                                       max(12.0, min_face / DOMINANCE))
+    choice = chosen(config, stored_tuning(config))  # the daemon's detector variant on this device
+    detector, encoder = _loaded_models(spec, choice.detector_quantization, choice.detector_threads,
+                                       choice.embedder_threads, max(12.0, min_face / DOMINANCE))
     return detector, encoder, threshold
 
 

@@ -15,7 +15,11 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ..safe_read import read_regular_file
+from ..untrusted import parse_json
+
 DEVICE_DISCOVERY = "device"
+MAX_FILE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -58,8 +62,11 @@ class AnnouncedFile:
     def _load(self) -> Announced:
         """What the file says; nothing announced (and nothing to migrate) when it does not exist."""
         try:
-            raw = json.loads(self.path.read_text(encoding="utf-8"))
-            return Announced(frozenset(raw["people"]), raw.get("discovery") == DEVICE_DISCOVERY)
+            raw = parse_json(read_regular_file(self.path, MAX_FILE_BYTES), MAX_FILE_BYTES)
+            people = raw["people"]
+            if not isinstance(people, list) or not all(isinstance(person, str) for person in people):
+                raise ValueError("people is not a list of person ids")
+            return Announced(frozenset(people), raw.get("discovery") == DEVICE_DISCOVERY)
         except FileNotFoundError:
             return Announced()
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:

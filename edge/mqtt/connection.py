@@ -5,6 +5,13 @@ what paho leaves quiet: one clear log line when the broker cannot be reached or 
 credentials (repeated only when the reason changes), and a callback on every successful
 (re)connection so callers can resubscribe and republish their state. The password is
 handed to paho and nowhere else.
+
+The callers' callbacks run on paho's network thread; an exception escaping one would end that
+thread and leave a process that looks alive but hears nothing. Each is therefore called inside a
+boundary that logs the error with the message's topic and carries on (paho then acknowledges
+the message, so a poison message is not delivered again at every reconnect). The broker's
+maximum packet size, when an MQTT 5 broker states it in its CONNACK, is kept in
+:attr:`Connection.broker_max_packet`.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ..config import MqttClientConfig
+from ..supervision import describe
 
 RECONNECT_MIN_S = 1
 RECONNECT_MAX_S = 30
@@ -52,10 +60,12 @@ class Connection:
         self.where = f"{settings.host}:{settings.port}{' (TLS)' if settings.tls.enabled else ''}"
         self._on_connected = on_connected
         self._on_message = on_message
+        self._on_disconnected: Callable[[object], None] | None = None
         self._persistent = persistent_session
         self._stopping = False
         self._last_problem: str | None = None
         self.connected = threading.Event()
+        self.broker_max_packet: int | None = None  # from the last CONNACK (MQTT 5 Maximum Packet Size)
         self.v5 = settings.protocol == "5"
         extra = {} if self.v5 else {"clean_session": not persistent_session}
         client = _Client(CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -114,9 +124,11 @@ class Connection:
             self._problem(f"the MQTT broker at {self.where} refused the connection: {reason}{hint}", logging.ERROR)
             return
         self._last_problem = None
-        self.log.info("connected to the MQTT broker at %s as %s", self.where, self.client_id)
+        self.broker_max_packet = getattr(properties, "MaximumPacketSize", None)
+        limit = f" (maximum packet size {self.broker_max_packet} bytes)" if self.broker_max_packet else ""
+        self.log.info("connected to the MQTT broker at %s as %s%s", self.where, self.client_id, limit)
         self.connected.set()
-        self._on_connected()
+        self._guarded("the connection callback", "", self._on_connected)
 
     def _disconnected(self, client: mqtt.Client, userdata: object, flags: object, reason: object,
                       properties: object) -> None:
@@ -124,8 +136,22 @@ class Connection:
         self.connected.clear()
         if not self._stopping and was_connected:
             self.log.warning("lost the connection to the MQTT broker at %s (%s); reconnecting", self.where, reason)
+            if self._on_disconnected is not None:
+                self._guarded("the disconnection callback", "", self._on_disconnected, reason)
+
+    def on_disconnected(self, callback: Callable[[object], None]) -> None:
+        """Call ``callback(reason)`` when an established connection is lost (not on :meth:`stop`)."""
+        self._on_disconnected = callback
 
     def _message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         if self._on_message is not None:
-            self._on_message(message)
+            self._guarded("a message", f" on {message.topic}", self._on_message, message)
+
+    def _guarded(self, what: str, where: str, callback: Callable[..., None], *args: object) -> None:
+        """Run a caller's callback on paho's thread; an error is logged and the thread carries on."""
+        try:
+            callback(*args)
+        except Exception as error:  # the boundary of paho's network thread, as far as our code goes
+            self.log.error("%s%s could not be handled (%s); ignored, carrying on", what, where, describe(error),
+                           exc_info=error)
 

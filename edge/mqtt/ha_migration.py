@@ -17,12 +17,16 @@ from .ha_sensors import LATENCY_STAGES
 from .topics import Topics
 
 MIGRATE = b'{"migrate_discovery":true}'
-# Every status figure edge-facerec 0.1 announced as a sensor (object id status_<figure>).
+# Every status figure single-entity discovery announced as a sensor (object id status_<figure>): edge-facerec
+# 0.1's, and those the versions before device-based discovery added.
 LEGACY_STATUS_FIGURES = (
-    "uptime_s", "fps", "frames_captured", "frames_processed", "frames_dropped", "faces_seen",
+    "uptime_s", "fps", "frames_captured", "frames_processed", "frames_dropped", "frames_failed", "faces_seen",
     "faces_rejected_by_quality", "faces_embedded", "events_recognized", "events_unknown", "rss_mb",
-    "mqtt_delivered", "mqtt_outbox_pending", "mqtt_outbox_dropped", "mqtt_outbox_dropped_full",
-    "mqtt_outbox_dropped_expired",
+    "detection_calls", "detection_skipped",
+    *(f"detection_by_reason_{reason}" for reason in ("tracking", "motion", "region", "keepalive", "skipped")),
+    "mqtt_delivered", "mqtt_outbox_pending", "mqtt_outbox_in_memory", "mqtt_outbox_dropped",
+    "mqtt_outbox_dropped_full", "mqtt_outbox_dropped_expired", "mqtt_outbox_dropped_memory", "mqtt_dead_letters",
+    "mqtt_snapshots_dropped", "mqtt_max_packet_size",
     *(f"latency_{stage}_{statistic}" for stage, _ in LATENCY_STAGES for statistic in ("median_ms", "p95_ms")),
 )
 

@@ -2,8 +2,8 @@
 
 A fixed catalog, so every sensor is announced with the device as soon as the daemon connects
 (not when a figure first appears). A small set is enabled by default: the camera's state (with
-the reason of a failure as an attribute), frame rate, faces seen, events, undelivered events and
-memory; the rest are diagnostics a user can enable. Counters are ``total_increasing`` (they start
+the reason of a failure as an attribute), the daemon's health (likewise), frame rate, faces seen,
+events, undelivered events and memory; the rest are diagnostics a user can enable. Counters are ``total_increasing`` (they start
 again at 0 with each process, which Home Assistant reads as a reset); durations and sizes carry
 their device class. Each template renders ``None`` (the sensor becomes unknown) when its figure is
 not in the status, so a status without a figure never leaves Home Assistant showing an old value.
@@ -16,7 +16,10 @@ from typing import Any
 from .topics import Topics
 
 CAMERA_STATES = ("starting", "opening", "running", "failed", "ended", "stopped")  # edge/daemon/capture.py
-LATENCY_STAGES = (("detect", "Detection"), ("quality", "Quality check"), ("embed", "Embedding"),
+HEALTH_STATES = ("ok", "degraded", "failed")  # edge/supervision.py Health.state
+SEARCH_REASONS = (("tracking", "tracking"), ("motion", "motion"), ("region", "motion near a face"),
+                  ("keepalive", "keep-alive"))  # edge/vision/gated_detection.py REASONS, but skipped
+LATENCY_STAGES = (("motion", "Motion check"), ("detect", "Detection"), ("quality", "Quality check"), ("embed", "Embedding"),
                   ("match", "Matching"), ("liveness", "Liveness check"), ("track", "Tracking"),
                   ("total", "Frame processing"))  # edge/daemon/status.py STAGES
 # The status payload as a mapping ({} when the payload is not JSON): no template touches an undefined value.
@@ -53,8 +56,6 @@ class StatusSensor:
                     "icon": self.icon, "entity_category": "diagnostic" if self.diagnostic else None,
                     "enabled_by_default": None if self.enabled else False}
         config.update({key: value for key, value in optional.items() if value is not None})
-        if self.device_class == "enum":
-            config["options"] = list(CAMERA_STATES)
         return config
 
     def template(self) -> str:
@@ -63,11 +64,15 @@ class StatusSensor:
 
 
 @dataclass(frozen=True)
-class CameraSensor(StatusSensor):
-    """The camera's state word (running, failed, ...); the failure's reason is its ``reason`` attribute."""
+class StateSensor(StatusSensor):
+    """A state word (the camera's ``running``, ``failed`` ...; the health's ``ok`` ...) out of ``options``; what
+    follows the word (a failure's reason) is its ``reason`` attribute."""
+
+    options: tuple[str, ...] = ()
 
     def component(self, topics: Topics) -> dict[str, Any]:
         config = super().component(topics)
+        config["options"] = list(self.options)
         config["json_attributes_topic"] = topics.status
         config["json_attributes_template"] = (
             f"{_STATUS}{{% set c = {self.value} %}}"
@@ -76,7 +81,7 @@ class CameraSensor(StatusSensor):
 
     def template(self) -> str:
         return (f"{_STATUS}{{% set c = {self.value} %}}{{% set v = c.split(':')[0] if c is string else none %}}"
-                f"{{{{ v if v in {list(CAMERA_STATES)} else None }}}}")
+                f"{{{{ v if v in {list(self.options)} else None }}}}")
 
 
 def _counter(key: str, name: str, value: str, **options: Any) -> StatusSensor:
@@ -92,8 +97,10 @@ def _latency(stage: str, label: str, p95: bool) -> StatusSensor:
 
 SENSORS: tuple[StatusSensor, ...] = (
     # the default set
-    CameraSensor("camera", "Camera", figure("camera"), device_class="enum", enabled=True, diagnostic=False,
-                 icon="mdi:cctv"),
+    StateSensor("camera", "Camera", figure("camera"), device_class="enum", enabled=True, diagnostic=False,
+                icon="mdi:cctv", options=CAMERA_STATES),
+    StateSensor("health", "Health", figure("state"), device_class="enum", enabled=True, icon="mdi:heart-pulse",
+                options=HEALTH_STATES),
     _counter("faces_seen", "Faces seen", figure("faces", "seen"), enabled=True, diagnostic=False,
              icon="mdi:face-recognition"),
     _counter("events", "Events", "(status.get('events').values() | sum) if status.get('events') is mapping else none",
@@ -109,6 +116,11 @@ SENSORS: tuple[StatusSensor, ...] = (
     _counter("frames_captured", "Frames captured", figure("frames", "captured")),
     _counter("frames_processed", "Frames processed", figure("frames", "processed")),
     _counter("frames_dropped", "Frames dropped", figure("frames", "dropped")),
+    _counter("frames_failed", "Frames failed", figure("frames", "failed")),
+    _counter("detector_runs", "Detector runs", figure("detection", "calls")),
+    _counter("detector_skipped", "Frames not searched", figure("detection", "skipped")),
+    *(_counter(f"detector_runs_{reason}", f"Detector runs, {label}", figure("detection", "by_reason", reason))
+      for reason, label in SEARCH_REASONS),
     _counter("faces_rejected", "Faces rejected by quality", figure("faces", "rejected_by_quality")),
     _counter("faces_embedded", "Faces embedded", figure("faces", "embedded")),
     _counter("events_recognized", "Recognized events", figure("events", "recognized")),
@@ -117,5 +129,12 @@ SENSORS: tuple[StatusSensor, ...] = (
     _counter("events_dropped", "Events dropped", figure("mqtt", "outbox_dropped")),
     _counter("events_dropped_full", "Events dropped, outbox full", figure("mqtt", "outbox_dropped_full")),
     _counter("events_dropped_expired", "Events dropped, too old", figure("mqtt", "outbox_dropped_expired")),
+    _counter("events_dropped_memory", "Events dropped, memory full", figure("mqtt", "outbox_dropped_memory")),
+    _counter("dead_letters", "Dead-lettered events", figure("mqtt", "dead_letters")),
+    _counter("snapshots_dropped", "Snapshots dropped", figure("mqtt", "snapshots_dropped")),
+    StatusSensor("events_in_memory", "Events held in memory", figure("mqtt", "outbox_in_memory"),
+                 state_class="measurement"),
+    StatusSensor("max_packet_size", "Broker maximum packet size", figure("mqtt", "max_packet_size"), unit="B",
+                 device_class="data_size"),
     *(_latency(stage, label, p95) for stage, label in LATENCY_STAGES for p95 in (False, True)),
 )

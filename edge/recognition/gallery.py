@@ -9,11 +9,10 @@ made with another model or preparation is refused rather than matched wrongly.
 from __future__ import annotations
 
 import io
-import json
 import os
+import re
 import tempfile
 import uuid
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,13 +22,31 @@ import numpy as np
 from ..errors import EdgeError
 from ..names import same_name
 from ..runtime.model_files import EmbedderIdentity
+from ..safe_read import read_regular_file
+from ..untrusted import dump_json, parse_json, text_problem
 
 FORMAT = "edge-facerec-gallery"
 VERSION = 1
 
 
+MAX_GALLERY_BYTES = 256 << 20  # ~100,000 photos of 512 numbers: far beyond any door's gallery
+MAX_EMBEDDING_SIZE = 4096
+MAX_NAME_CHARS = 256
+UNIT_TOLERANCE = 1e-3  # embeddings are stored unit length (float32 rounding is ~1e-7)
+PERSON_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # p- and 12 hex digits when made here; safe in MQTT topics
+
+
 class GalleryError(EdgeError):
     """A gallery file that cannot be read, or cannot be used with the running model."""
+
+
+def name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a person's display name (any Unicode, but no control characters), or None."""
+    if not isinstance(name, str):
+        return "is not text"
+    if len(name) > MAX_NAME_CHARS:
+        return f"is longer than {MAX_NAME_CHARS} characters"
+    return text_problem(name)
 
 
 @dataclass
@@ -52,7 +69,12 @@ class Gallery:
 
     def add(self, name: str, embeddings: np.ndarray, sources: list[str]) -> Person:
         """Enroll ``name`` with ``embeddings`` (one row per photo), or add them to that person."""
+        problem = name_problem(name)
+        if problem:
+            raise ValueError(f"name {name!r} {problem}")
         embeddings = np.asarray(embeddings, dtype=np.float32)
+        if not np.isfinite(embeddings).all():
+            raise ValueError(f"embeddings for {name!r} hold NaN or infinite values")
         if embeddings.ndim != 2 or embeddings.shape[1] != self.embedder.embedding_size or len(embeddings) == 0:
             raise ValueError(f"embeddings for {name!r} must be (k, {self.embedder.embedding_size}) with k >= 1, "
                              f"got {embeddings.shape}")
@@ -116,7 +138,7 @@ def save(gallery: Gallery, path: Path, allow_empty: bool = False) -> None:
         "people": [{"id": p.id, "name": p.name, "sources": p.sources, "enrolled": p.enrolled} for p in gallery.people],
     }
     buffer = io.BytesIO()
-    np.savez(buffer, meta=np.array(json.dumps(meta, ensure_ascii=False)), embeddings=rows, owner=owner)
+    np.savez(buffer, meta=np.array(dump_json(meta)), embeddings=rows, owner=owner)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -137,30 +159,103 @@ def save(gallery: Gallery, path: Path, allow_empty: bool = False) -> None:
 
 
 def load(path: Path) -> Gallery:
-    """Read a gallery file, or raise a one-line GalleryError naming the file and the problem."""
+    """Read a gallery file, or raise a one-line GalleryError naming the file and the problem.
+
+    Everything in the file is checked before use: the embedder's identity, each person's id (safe in
+    MQTT topics), name (no control characters) and rows (at least one, of the embedder's width,
+    finite, unit length), so a damaged or hand-made file is refused in one line, never matched."""
     path = Path(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            meta = json.loads(str(archive["meta"]))
-            rows = archive["embeddings"].astype(np.float32)
-            owner = archive["owner"].astype(np.int64)
+        data = read_regular_file(path, MAX_GALLERY_BYTES)
     except FileNotFoundError:
         raise GalleryError(f"{path}: gallery not found (enroll people with edge-enroll)") from None
-    except (zipfile.BadZipFile, EOFError, KeyError, ValueError, OSError) as error:
+    except OSError as error:
+        raise GalleryError(f"{path}: cannot read the gallery ({error.strerror or error})") from None
+    # zipfile and numpy raise many kinds of error for a damaged archive (BadZipFile, EOFError, KeyError,
+    # ValueError, zlib.error, NotImplementedError for an unknown compression, RuntimeError for an encrypted
+    # member ...): whichever it is, the file is refused in one line naming it
+    try:
+        meta_text, rows, owner = _read_archive(data)
+        meta = parse_json(meta_text, MAX_GALLERY_BYTES, max_depth=8)
+    except Exception as error:
         raise GalleryError(f"{path}: gallery is corrupt or truncated ({type(error).__name__}); "
                            "restore a backup or enroll again") from None
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise GalleryError(f"{path}: not an edge-facerec gallery")
     if meta.get("version") != VERSION:
-        raise GalleryError(f"{path}: gallery format version {meta.get('version')} is not supported "
+        raise GalleryError(f"{path}: gallery format version {meta.get('version')!r} is not supported "
                            f"(this version reads {VERSION})")
     try:
-        embedder = EmbedderIdentity(**meta["embedder"])
-        entries = meta["people"]
-        if len(rows) != len(owner) or (len(owner) and (owner.min() < 0 or owner.max() >= len(entries))):
-            raise ValueError("rows and people disagree")
-        people = [Person(id=e["id"], name=e["name"], embeddings=rows[owner == i], sources=list(e["sources"]),
-                         enrolled=e["enrolled"]) for i, e in enumerate(entries)]
-    except (KeyError, TypeError, ValueError) as error:
+        return _checked(meta, rows, owner)
+    except ValueError as error:
         raise GalleryError(f"{path}: gallery is inconsistent ({error}); restore a backup or enroll again") from None
+
+
+def _read_archive(data: bytes) -> tuple[str, np.ndarray, np.ndarray]:
+    """The meta text, embeddings and owner arrays of a gallery file's bytes (no pickles, no zip bomb)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+        if sum(member.file_size for member in archive.zip.infolist()) > MAX_GALLERY_BYTES:
+            raise ValueError("unpacks to more than the largest gallery")
+        meta, rows, owner = archive["meta"], archive["embeddings"], archive["owner"]
+    if meta.dtype.kind != "U" or meta.ndim != 0:
+        raise ValueError("meta is not text")
+    return str(meta), rows, owner
+
+
+def _checked(meta: dict, rows: np.ndarray, owner: np.ndarray) -> Gallery:
+    """The Gallery a file's parts describe; ValueError saying what does not hold."""
+    if rows.dtype.kind != "f" or rows.ndim != 2:
+        raise ValueError("embeddings are not a matrix of numbers")
+    if owner.dtype.kind not in "iu" or owner.ndim != 1:
+        raise ValueError("owner is not a list of whole numbers")
+    with np.errstate(over="ignore", invalid="ignore"):  # what overflows float32 becomes inf, refused below
+        rows, owner = rows.astype(np.float32), owner.astype(np.int64)
+    embedder = _embedder(meta.get("embedder"))
+    entries = meta.get("people")
+    if not isinstance(entries, list):
+        raise ValueError("people is not a list")
+    if rows.shape[1] != embedder.embedding_size:
+        raise ValueError(f"embeddings are {rows.shape[1]} numbers wide, the embedder's are {embedder.embedding_size}")
+    if not np.isfinite(rows).all():
+        raise ValueError("embeddings hold NaN or infinite values")
+    if len(rows) and np.abs(np.linalg.norm(rows, axis=1) - 1).max() > UNIT_TOLERANCE:
+        raise ValueError("embeddings are not of unit length")
+    if len(rows) != len(owner) or (len(owner) and (owner.min() < 0 or owner.max() >= len(entries))):
+        raise ValueError("rows and people disagree")
+    people, ids = [], set()
+    for index, entry in enumerate(entries):
+        person = _person(entry, index, rows[owner == index])
+        if person.id in ids:
+            raise ValueError(f"person id {person.id!r} is used twice")
+        ids.add(person.id)
+        people.append(person)
     return Gallery(embedder=embedder, people=people)
+
+
+def _embedder(raw: object) -> EmbedderIdentity:
+    types = {"model": str, "sha256": str, "embedding_size": int, "alignment": str, "flip_fusion": bool}
+    if not isinstance(raw, dict) or set(raw) != set(types) or any(type(raw[k]) is not t for k, t in types.items()):
+        raise ValueError(f"embedder is not {{{', '.join(f'{k}: {t.__name__}' for k, t in types.items())}}}")
+    if not 1 <= raw["embedding_size"] <= MAX_EMBEDDING_SIZE:
+        raise ValueError(f"embedding_size {raw['embedding_size']} is not between 1 and {MAX_EMBEDDING_SIZE}")
+    return EmbedderIdentity(**raw)
+
+
+def _person(entry: object, index: int, embeddings: np.ndarray) -> Person:
+    if not isinstance(entry, dict) or not {"id", "name", "sources", "enrolled"} <= set(entry):
+        raise ValueError(f"people[{index}] is not a person (id, name, sources, enrolled)")
+    person_id, name, sources, enrolled = entry["id"], entry["name"], entry["sources"], entry["enrolled"]
+    if not isinstance(person_id, str) or not PERSON_ID.fullmatch(person_id):
+        raise ValueError(f"people[{index}].id {person_id!r} is not a person id")
+    problem = name_problem(name)
+    if problem:
+        raise ValueError(f"people[{index}].name {name!r} {problem}")
+    if not isinstance(sources, list) or not all(isinstance(source, str) for source in sources):
+        raise ValueError(f"people[{index}].sources is not a list of text")
+    if not isinstance(enrolled, str):
+        raise ValueError(f"people[{index}].enrolled is not text")
+    if len(embeddings) == 0:
+        raise ValueError(f"{name!r} has no embeddings")
+    if len(sources) != len(embeddings):
+        raise ValueError(f"{name!r} has {len(sources)} sources for {len(embeddings)} embeddings")
+    return Person(id=person_id, name=name, embeddings=embeddings, sources=sources, enrolled=enrolled)

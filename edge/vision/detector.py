@@ -28,6 +28,7 @@ _REG = 4
 _LANDMARKS = 10
 _MAX_BATCH = 128
 STAGES = ("pyramid", "pnet", "nms", "rnet", "onet")
+Region = tuple[int, int, int, int]  # x1, y1, x2, y2 of a part of a frame, pixels, x2 and y2 exclusive
 
 
 class InvalidFrameError(EdgeError):
@@ -48,7 +49,7 @@ class DetectorSettings:
     rnet_nms: float = 0.7  # IoU after R-Net
     onet_nms: float = 0.7  # overlap over the smaller box after O-Net
     pyramid: str = "cascaded"  # cascaded: each level from the one above (4x cheaper); exact: from the frame, as the reference
-    quantization: str = "auto"  # int8, float32, or auto: int8 where XNNPACK runs it fastest (resolve_quantization)
+    quantization: str = "auto"  # int8, float32, or auto: by CPU architecture (resolve_quantization)
     num_threads: int = 2
 
     def __post_init__(self) -> None:
@@ -86,7 +87,8 @@ def to_rgb(frame: object) -> np.ndarray:
 
 
 def resolve_quantization(requested: str) -> str:
-    """``auto`` becomes int8 where XNNPACK runs the int8 detector fastest (ARM), else float32.
+    """``auto`` without a device tuning (the daemon measures instead: edge.vision.device_tuning): int8 where
+    XNNPACK was expected to run the int8 detector fastest (ARM), else float32.
 
     - tflite-runtime 2.14: float32; its default delegate takes only float graphs (its int8
       kernels ran the detector 10-20x slower on x86; see docs/models.md).
@@ -159,26 +161,53 @@ class MTCNNDetector:
         self._rnet = TFLiteModel(rnet, threads, models_dir)
         self._onet = TFLiteModel(onet, threads, models_dir)
         self.timings: dict[str, float] = dict.fromkeys(STAGES, 0.0)
-        self._normalised = np.empty((0, 0, 3), np.float32)  # the last frame normalised, reused while its size holds
+        self._buffer = np.empty(0, np.float32)  # the normalised frame (or region), kept while it fits
 
-    def detect(self, frame: object) -> list[Face]:
-        """Faces in a BGR (or BGRA, grayscale) uint8 frame, best score first."""
-        return self.detect_rgb(to_rgb(frame))
+    def detect(self, frame: object, region: Region | None = None) -> list[Face]:
+        """Faces in a BGR (or BGRA, grayscale) uint8 frame, best score first (``region``: see
+        :meth:`detect_rgb`)."""
+        return self.detect_rgb(to_rgb(frame), region=region)
 
-    def detect_rgb(self, rgb: np.ndarray, onet_threshold: float | None = None) -> list[Face]:
+    @property
+    def followed(self) -> list[tuple[float, float, float, float]]:
+        """Nothing is followed between frames: every call is a full pass (the interface a frame stream's
+        detectors share with TrackingDetector)."""
+        return []
+
+    def reset(self) -> None:
+        """Nothing to forget (see :attr:`followed`)."""
+
+    def detect_rgb(self, rgb: np.ndarray, onet_threshold: float | None = None,
+                   region: Region | None = None) -> list[Face]:
         """Faces in an RGB uint8 frame: the full cascade. Per-stage milliseconds go to ``timings``.
 
         ``onet_threshold`` overrides the last stage's threshold for this call (tracking asks
-        for near-misses too)."""
+        for near-misses too). With ``region`` (x1, y1, x2, y2, exclusive), the pyramid covers only
+        that part of the frame (faces of the minimum size up to the region's size); R-Net and O-Net
+        then see the whole frame around each candidate, as on a full pass, and boxes are in frame
+        coordinates."""
         self.timings = dict.fromkeys(STAGES, 0.0)
-        if min(rgb.shape[:2]) < self.settings.min_face_size:
+        height, width = rgb.shape[:2]
+        x1, y1, x2, y2 = (0, 0, width, height) if region is None else region
+        whole = (x1, y1, x2, y2) == (0, 0, width, height)
+        searched = rgb if whole else rgb[y1:y2, x1:x2]
+        if min(searched.shape[:2]) < self.settings.min_face_size:
             return []
         started = time.perf_counter()
-        if self._normalised.shape != rgb.shape:
-            self._normalised = np.empty(rgb.shape, np.float32)
-        image = normalise_fixed(rgb, out=self._normalised)
+        image = normalise_fixed(searched, out=self._normalised_buffer(searched.shape))
         self.timings["pyramid"] += (time.perf_counter() - started) * 1000  # the frame's normalisation counts there
-        return self._confirm(image, self._propose(image), onet_threshold)
+        if whole:
+            return self._confirm(image, self._propose(image), onet_threshold)
+        candidates = self._propose(image)
+        candidates[:, :4] += (x1, y1, x1, y1)
+        return self._confirm(rgb, candidates, onet_threshold, normalise_fixed)
+
+    def _normalised_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 array of ``shape`` over the one buffer kept for normalised frames and regions."""
+        size = int(np.prod(shape))
+        if self._buffer.size < size:
+            self._buffer = np.empty(size, np.float32)
+        return self._buffer[:size].reshape(shape)
 
     def detect_near(self, rgb: np.ndarray, boxes: list[tuple[float, float, float, float]],
                     growth: tuple[float, ...] = (0.9, 1.0, 1.15, 1.3), threshold: float | None = None,
@@ -219,16 +248,18 @@ class MTCNNDetector:
         self.timings["onet"] = (time.perf_counter() - started) * 1000
         return faces
 
-    def _confirm(self, image: np.ndarray, boxes: np.ndarray, onet_threshold: float | None = None) -> list[Face]:
-        """R-Net then O-Net on candidate square boxes (N, 4+) of a normalised frame."""
+    def _confirm(self, image: np.ndarray, boxes: np.ndarray, onet_threshold: float | None = None,
+                 prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Face]:
+        """R-Net then O-Net on candidate square boxes (N, 4+) of a normalised frame (or of a raw one that
+        ``prepare`` normalises under the crops)."""
         if len(boxes):
             started = time.perf_counter()
-            boxes = self._refine(image, boxes)
+            boxes = self._refine(image, boxes, prepare)
             self.timings["rnet"] += (time.perf_counter() - started) * 1000
         if not len(boxes):
             return []
         started = time.perf_counter()
-        faces = self._output(image, boxes, onet_threshold)
+        faces = self._output(image, boxes, onet_threshold, prepare)
         self.timings["onet"] += (time.perf_counter() - started) * 1000
         return faces
 
@@ -285,19 +316,22 @@ class MTCNNDetector:
                 results.setdefault(width, []).append(values[:len(chunk)])
         return {width: np.concatenate(parts) for width, parts in results.items()}
 
-    def _refine(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def _refine(self, image: np.ndarray, boxes: np.ndarray,
+                prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """R-Net on 24x24 crops: surviving square boxes (N, 5) with scores."""
         s = self.settings
-        outputs = self._run_batched(self._rnet, image, boxes[:, :4], 24)
+        outputs = self._run_batched(self._rnet, image, boxes[:, :4], 24, prepare)
         scores = outputs[_PROB][:, 1]
         keep = scores > s.rnet_threshold
         boxes, scores = _regressed(boxes[keep, :4], outputs[_REG][keep]), scores[keep]
         picked = nms(boxes, scores, s.rnet_nms)
         return np.concatenate([_squared(boxes[picked]), scores[picked, None]], axis=1)
 
-    def _output(self, image: np.ndarray, boxes: np.ndarray, threshold: float | None = None) -> list[Face]:
+    def _output(self, image: np.ndarray, boxes: np.ndarray, threshold: float | None = None,
+                prepare: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Face]:
         """O-Net on 48x48 crops: final faces with landmarks, in frame coordinates."""
-        return self._faces(image.shape, boxes, self._run_batched(self._onet, image, boxes[:, :4], 48), threshold)
+        return self._faces(image.shape, boxes, self._run_batched(self._onet, image, boxes[:, :4], 48, prepare),
+                           threshold)
 
     def _faces(self, shape: tuple[int, ...], boxes: np.ndarray, outputs: dict[int, np.ndarray],
                threshold: float | None = None) -> list[Face]:

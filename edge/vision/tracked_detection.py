@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 
 from ..face import Face
-from .detector import MTCNNDetector, to_rgb
+from .detector import MTCNNDetector, Region, to_rgb
 from .nms import iou_matrix
 
 
@@ -71,6 +71,11 @@ class TrackingDetector:
         """Per-stage milliseconds of the last frame (both passes when a tracking pass fell back)."""
         return self._timings
 
+    @property
+    def followed(self) -> list[tuple[float, float, float, float]]:
+        """Boxes of the faces and near-misses the next tracking pass searches around."""
+        return [face.box for face in self._candidates]
+
     def reset(self) -> None:
         """Forget the tracked faces (a new scene or a reopened camera)."""
         self._candidates = []
@@ -85,8 +90,9 @@ class TrackingDetector:
         previous, self._thumbnail = self._thumbnail, thumbnail
         return previous is not None and float(np.mean(np.abs(thumbnail - previous))) > self.settings.scene_change
 
-    def detect(self, frame: object) -> list[Face]:
-        """Faces in a BGR frame of the stream."""
+    def detect(self, frame: object, region: Region | None = None) -> list[Face]:
+        """Faces in a BGR frame of the stream; a full pass on this frame searches only ``region`` when given
+        (:meth:`MTCNNDetector.detect_rgb`)."""
         rgb = to_rgb(frame)
         s = self.settings
         cut = self._scene_changed(rgb)
@@ -100,7 +106,7 @@ class TrackingDetector:
             self._since_full += 1
             full = s.full_when_lost and any(not _overlaps(face, candidates, 0.3) for face in self._reported)
         if full:
-            candidates = self.detector.detect_rgb(rgb, onet_threshold=s.keep_threshold)
+            candidates = self.detector.detect_rgb(rgb, onet_threshold=s.keep_threshold, region=region)
             self._add_timings()
             self.full_runs += 1
             self._since_full = 0
