@@ -33,6 +33,17 @@ def test_ready_and_watchdog_reach_a_path_socket(tmp_path):
         notifier.close()
 
 
+def test_a_notify_socket_nobody_reads_does_not_block_the_daemon(tmp_path, caplog):
+    path = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(path))  # bound, never read: its queue fills up
+        notifier = Notifier({"NOTIFY_SOCKET": str(path)})
+        results = [notifier.status(f"frame {i}") for i in range(5000)]  # returns: a blocking send would hang here
+        assert results[0] is True and results[-1] is False
+        assert "sd_notify STATUS failed" in caplog.text
+        assert receive(listener) == "STATUS=frame 0"
+
+
 def test_an_abstract_socket_is_addressed_with_a_leading_at():
     name = f"edge-facerec-test-{os.getpid()}"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:

@@ -35,12 +35,14 @@ class Notifier:
         return bool(self.address)
 
     def send(self, message: str) -> bool:
-        """Send one datagram; False (logged as a warning) when it cannot be delivered."""
+        """Send one datagram; False (logged as a warning) when it cannot be delivered, also when the
+        socket's queue is full because nobody reads it (the message is dropped, the caller goes on)."""
         if not self.address:
             return False
         try:
             if self._socket is None:
-                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # non-blocking: a manager that stops reading must not stall the daemon's main loop
+                self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
             self._socket.sendto(message.encode(), self.address)
             return True
         except OSError as error:
